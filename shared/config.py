@@ -1,0 +1,53 @@
+"""Settings: one frozen object built once at process start from the environment and `.env`."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.catalog import DEFAULT_MODEL
+
+DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/0"
+DEFAULT_STORE_URL = "file://./editqueue-data"
+DEFAULT_API_BASE_URL = "https://generativelanguage.googleapis.com"
+DEFAULT_API_TIMEOUT_S = 35.0
+# Longer than the longest task (API deadline x call attempts inside one task is 1, plus storage)
+# and the longest countdown (MAX_COUNTDOWN_S), so a running turn is never redelivered.
+DEFAULT_VISIBILITY_TIMEOUT_S = 300
+DEFAULT_MAX_ATTEMPTS = 6
+DEFAULT_NO_IMAGE_ATTEMPTS = 3
+DEFAULT_LEASE_S = 120
+
+
+class Settings(BaseSettings):
+    """Every knob editqueue reads; nothing else reads the environment."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="EDITQUEUE_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    broker_url: str = DEFAULT_BROKER_URL
+    store_url: str = DEFAULT_STORE_URL
+    s3_endpoint_url: str | None = None
+    api_base_url: str = DEFAULT_API_BASE_URL
+    api_key: SecretStr | None = Field(default=None, validation_alias="GEMINI_API_KEY")
+    model: str = DEFAULT_MODEL
+    api_timeout_s: float = Field(default=DEFAULT_API_TIMEOUT_S, gt=0)
+    visibility_timeout_s: int = Field(default=DEFAULT_VISIBILITY_TIMEOUT_S, gt=0)
+    max_attempts: int = Field(default=DEFAULT_MAX_ATTEMPTS, ge=1)
+    no_image_attempts: int = Field(default=DEFAULT_NO_IMAGE_ATTEMPTS, ge=1)
+    lease_s: int = Field(default=DEFAULT_LEASE_S, gt=0)
+    blob_cache_dir: str = Field(default="", description="local blob cache; empty = temp dir")
+    price_overrides: dict[str, dict[str, float]] = Field(default_factory=dict)
+    backoff_base_s: float = Field(default=2.0, gt=0)
+    backoff_max_s: float = Field(default=60.0, gt=0)
+
+    @property
+    def max_countdown_s(self) -> float:
+        """No countdown in the broker may outlast the visibility timeout (it would duplicate)."""
+        return min(self.backoff_max_s, self.visibility_timeout_s / 4)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build the settings once; keyword overrides win over the environment."""
+    return Settings(**overrides)  # type: ignore[arg-type]

@@ -1,0 +1,152 @@
+"""The one error tree: transient errors retry with backoff, permanent errors fail the turn."""
+
+from __future__ import annotations
+
+
+class EditQueueError(Exception):
+    """Base of every error editqueue raises on purpose."""
+
+    kind = "error"
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+class TransientError(EditQueueError):
+    """Worth retrying: the same call may succeed later."""
+
+    kind = "transient"
+
+
+class PermanentError(EditQueueError):
+    """Retrying the same call will not help: fail the turn with the reason."""
+
+    kind = "permanent"
+
+
+# --- transient leaves -------------------------------------------------------------------------
+
+
+class RateLimited(TransientError):
+    """The API answered 429; wait at least `retry_after_s` when it says so."""
+
+    kind = "rate_limited"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = 429,
+        retry_after_s: float | None = None,
+        daily: bool = False,
+    ) -> None:
+        super().__init__(message, status=status)
+        self.retry_after_s = retry_after_s
+        self.daily = daily
+
+
+class ServerError(TransientError):
+    """The API answered 408/500/502/503/504."""
+
+    kind = "server_error"
+
+
+class Timeout(TransientError):
+    """The call did not finish within its total deadline."""
+
+    kind = "timeout"
+
+
+class ConnectionFailed(TransientError):
+    """The API could not be reached (refused, reset, DNS)."""
+
+    kind = "connection"
+
+
+class MalformedResponse(TransientError):
+    """The API answered 200 with a body that is not the JSON it promises."""
+
+    kind = "malformed_response"
+
+
+class NoImage(TransientError):
+    """The API answered without an image; retried a bounded number of times, then permanent."""
+
+    kind = "no_image"
+
+
+class StorageUnavailable(TransientError):
+    """The object store failed or timed out; the operation may be retried."""
+
+    kind = "storage"
+
+
+class LeaseHeld(TransientError):
+    """Another delivery of the same turn holds its lease."""
+
+    kind = "lease_held"
+
+
+class NoToken(TransientError):
+    """The global rate limiter has no token for this call right now."""
+
+    kind = "no_token"
+
+
+# --- permanent leaves -------------------------------------------------------------------------
+
+
+class BadRequest(PermanentError):
+    """The API refused the request as malformed (400), e.g. a bad thought signature."""
+
+    kind = "bad_request"
+
+
+class AuthError(PermanentError):
+    """The API refused the key or the project has no access (401/403)."""
+
+    kind = "auth"
+
+
+class NotFoundError(PermanentError):
+    """The API does not know the model or resource (404)."""
+
+    kind = "not_found"
+
+
+class Blocked(PermanentError):
+    """The prompt or the generated image was blocked for safety or policy reasons."""
+
+    kind = "blocked"
+
+
+class HistoryTooLarge(PermanentError):
+    """The session's history no longer fits the request-size or context limits."""
+
+    kind = "history_too_large"
+
+
+class InvalidSpec(PermanentError):
+    """A session spec, turn or CLI argument is invalid; the message says where and what to do."""
+
+    kind = "invalid_spec"
+
+
+class UnknownSession(PermanentError):
+    """No session with this id exists in the store."""
+
+    kind = "unknown_session"
+
+
+class InvalidState(PermanentError):
+    """The operation does not apply to the session or turn in its current state."""
+
+    kind = "invalid_state"
+
+
+class ObjectNotFound(PermanentError):
+    """A stored object that must exist is missing."""
+
+    kind = "object_missing"

@@ -1,0 +1,246 @@
+"""The data editqueue stores and shows: specs, turn requests, committed results, failures, status."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+SESSION_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+IMAGE_SIZES = ("512", "1K", "2K", "4K")
+
+
+class SessionState(StrEnum):
+    """Where a session is as a whole."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class TurnState(StrEnum):
+    """Where one turn is."""
+
+    WAITING = "waiting"
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class Strict(BaseModel):
+    """Base for stored and user-facing models: unknown fields are errors, instances are frozen."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def validate_session_id(value: str) -> str:
+    """Refuse client session ids that could be paths or keys of another shape."""
+    if not SESSION_ID_RE.match(value):
+        raise ValueError(
+            f"session id {value!r} must be 1-64 characters of A-Z, a-z, 0-9, '_' or '-'"
+        )
+    return value
+
+
+def _check_image_size(value: str | None) -> str | None:
+    if value is not None and value not in IMAGE_SIZES:
+        raise ValueError(f"image_size {value!r} must be one of {', '.join(IMAGE_SIZES)}")
+    return value
+
+
+def _check_prompt(value: str) -> str:
+    if not value.strip():
+        raise ValueError("prompt is empty; write what this turn should change")
+    return value
+
+
+class HistoryPolicy(Strict):
+    """Which earlier turns are replayed: all of them, or the first plus the last `keep_last`."""
+
+    anchor: Literal["first"] | None = None
+    keep_last: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_word(cls, value: Any) -> Any:
+        if value == "full" or value is None:
+            return {}
+        if isinstance(value, str):
+            raise ValueError(f"history {value!r} must be 'full' or {{anchor: first, keep_last: N}}")
+        return value
+
+    @model_validator(mode="after")
+    def _complete(self) -> HistoryPolicy:
+        if (self.anchor is None) != (self.keep_last is None):
+            raise ValueError("a re-anchoring history policy needs both anchor: first and keep_last")
+        return self
+
+    @property
+    def is_full(self) -> bool:
+        """True when every earlier turn is replayed."""
+        return self.anchor is None
+
+
+class TurnSpec(Strict):
+    """One user turn as written in a session spec or sent by `append`."""
+
+    prompt: str
+    images: list[str] = Field(default_factory=list)
+    image_size: str | None = None
+    aspect_ratio: str | None = None
+
+    _prompt = field_validator("prompt")(_check_prompt)
+    _size = field_validator("image_size")(_check_image_size)
+
+
+class SessionSpec(Strict):
+    """A session as a client writes it (YAML or JSON)."""
+
+    session_id: str | None = None
+    model: str | None = None
+    aspect_ratio: str | None = None
+    image_size: str | None = None
+    history: HistoryPolicy = Field(default_factory=HistoryPolicy)
+    metadata: dict[str, str] = Field(default_factory=dict)
+    budget_usd: float | None = Field(default=None, ge=0)
+    turns: list[TurnSpec] = Field(min_length=1)
+
+    _size = field_validator("image_size")(_check_image_size)
+
+    @field_validator("session_id")
+    @classmethod
+    def _sid(cls, value: str | None) -> str | None:
+        return None if value is None else validate_session_id(value)
+
+
+class BlobRef(Strict):
+    """Exact bytes in the content-addressed blob store."""
+
+    sha256: str
+    size_bytes: int = Field(ge=0)
+    mime_type: str  # sniffed from the bytes
+
+    @field_validator("sha256")
+    @classmethod
+    def _hex(cls, value: str) -> str:
+        if not SHA256_RE.match(value):
+            raise ValueError("sha256 must be 64 lowercase hex digits")
+        return value
+
+
+class SessionRecord(Strict):
+    """`session.json`: the session's fixed settings."""
+
+    session_id: str
+    model: str
+    aspect_ratio: str | None = None
+    image_size: str | None = None
+    history: HistoryPolicy = Field(default_factory=HistoryPolicy)
+    metadata: dict[str, str] = Field(default_factory=dict)
+    budget_usd: float | None = None
+    batch_id: str | None = None
+    forked_from: str | None = None
+    created_at: datetime
+
+
+class TurnRequest(Strict):
+    """`turns/{n}/request.json`: the user turn and its per-turn overrides."""
+
+    index: int = Field(ge=1)
+    prompt: str
+    images: list[BlobRef] = Field(default_factory=list)
+    image_size: str | None = None
+    aspect_ratio: str | None = None
+    revision: int = Field(default=1, ge=1)  # bumped by `retry --prompt`
+    created_at: datetime
+
+
+class ResultPart(Strict):
+    """One model part exactly as returned: text or an image, with its thought signature."""
+
+    text: str | None = None
+    image: BlobRef | None = None
+    returned_mime_type: str | None = None  # the mimeType string the API sent, replayed verbatim
+    thought: bool = False
+    thought_signature: str | None = None
+    other: dict[str, Any] = Field(default_factory=dict)  # any other field, replayed verbatim
+
+
+class ImageInfo(Strict):
+    """The turn's output image as the status document shows it."""
+
+    blob: str
+    mime_type: str
+    width: int
+    height: int
+    bytes: int
+
+
+class TurnResult(Strict):
+    """`turns/{n}/result.json`: the committed model turn. Its existence means the turn is done."""
+
+    index: int = Field(ge=1)
+    parts: list[ResultPart]
+    image: ImageInfo
+    finish_reason: str | None = None
+    usage: dict[str, Any] = Field(default_factory=dict)
+    model_version: str | None = None
+    response_id: str | None = None
+    latency_s: float
+    attempt: int = Field(ge=1)
+    cost_usd: float
+    request_revision: int = 1
+    committed_at: datetime
+    metrics: dict[str, float] = Field(default_factory=dict)
+
+
+class ErrorInfo(Strict):
+    """What went wrong, as the status document shows it."""
+
+    kind: str
+    status: int | None = None
+    message: str
+
+
+class FailureRecord(Strict):
+    """`turns/{n}/failure.json`: why the turn stopped."""
+
+    index: int = Field(ge=1)
+    error: ErrorInfo
+    attempts: int = Field(ge=0)
+    request_revision: int = 1
+    failed_at: datetime
+
+
+class TurnStatus(Strict):
+    """One turn in the status document."""
+
+    index: int
+    state: TurnState
+    attempts: int = 0
+    finish_reason: str | None = None
+    error: ErrorInfo | None = None
+    image: ImageInfo | None = None
+    usage: dict[str, Any] = Field(default_factory=dict)
+    latency_s: float | None = None
+    cost_usd: float = 0.0
+    prompt: str = ""
+    waiting_reason: str | None = None
+
+
+class SessionStatus(Strict):
+    """The status document `editqueue status --json` prints for one session."""
+
+    session_id: str
+    state: SessionState
+    model: str
+    cost_usd: float
+    turns: list[TurnStatus]
