@@ -1,0 +1,166 @@
+"""Checks a well-typed spec still has to pass: model support, reference images, history fit.
+
+Each check returns `Problem`s located by field path, so the spec loader can name the line and the
+Python API can name the field; nothing here writes anything.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from producer.fit import TurnLoad, estimate_session_fit, largest_fitting_keep_last
+from shared.catalog import ModelProfile, profile_for
+from shared.errors import InvalidSpec
+from shared.images import require_image
+from shared.models import SessionSpec, TurnSpec
+
+MAX_IMAGE_BYTES = 20 * 1024 * 1024
+MEGABYTE = 1024 * 1024
+
+Loc = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a spec, at a field path like ("turns", 2, "image_size")."""
+
+    loc: Loc
+    message: str
+
+
+def format_loc(loc: Loc) -> str:
+    """`("turns", 2, "image_size")` as `turns[2].image_size`."""
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
+    return text
+
+
+def problems_error(problems: list[Problem], where: str = "") -> InvalidSpec:
+    """One InvalidSpec listing every problem, one per line."""
+    prefix = f"{where}: " if where else ""
+    lines = [
+        f"{prefix}{format_loc(p.loc)}: {p.message}" if p.loc else f"{prefix}{p.message}"
+        for p in problems
+    ]
+    return InvalidSpec("\n".join(lines))
+
+
+def resolve_image(base_dir: Path, name: str) -> Path:
+    """Where a spec's `images:` entry points (relative to the spec file's directory)."""
+    return (base_dir / name).expanduser()
+
+
+def read_reference_image(path: Path, shown: str) -> bytes:
+    """The bytes of a reference image; InvalidSpec when missing, too large or not an image."""
+    if not path.is_file():
+        what = "is not a file" if path.exists() else "does not exist"
+        raise InvalidSpec(f"{shown} {what} (looked for {path.resolve()}); fix the path")
+    size = path.stat().st_size
+    if size > MAX_IMAGE_BYTES:
+        raise InvalidSpec(
+            f"{shown} is {size / MEGABYTE:.1f} MB, over the {MAX_IMAGE_BYTES // MEGABYTE} MB limit "
+            "for a reference image; downscale or recompress it"
+        )
+    data = path.read_bytes()
+    require_image(data, shown)
+    return data
+
+
+def _support_problems(
+    profile: ModelProfile, loc: Loc, aspect_ratio: str | None, image_size: str | None
+) -> list[Problem]:
+    problems = []
+    if not profile.supports(aspect_ratio, None):
+        problems.append(
+            Problem(
+                (*loc, "aspect_ratio"),
+                f"{aspect_ratio!r} is not an aspect ratio {profile.model_id} supports; "
+                f"use one of {', '.join(profile.aspect_ratios)}",
+            )
+        )
+    if not profile.supports(None, image_size):
+        problems.append(
+            Problem(
+                (*loc, "image_size"),
+                f"{image_size!r} is not an image size {profile.model_id} supports; "
+                f"use one of {', '.join(profile.image_sizes)}",
+            )
+        )
+    return problems
+
+
+def turn_problems(
+    turn: TurnSpec, profile: ModelProfile, base_dir: Path, loc: Loc = ()
+) -> tuple[list[Problem], tuple[int, ...]]:
+    """A turn's model-support and reference-image problems, and its images' sizes in bytes."""
+    problems = _support_problems(profile, loc, turn.aspect_ratio, turn.image_size)
+    sizes: list[int] = []
+    for j, name in enumerate(turn.images):
+        try:
+            sizes.append(len(read_reference_image(resolve_image(base_dir, name), name)))
+        except InvalidSpec as exc:
+            problems.append(Problem((*loc, "images", j), exc.message))
+    return problems, tuple(sizes)
+
+
+def _loads(spec: SessionSpec, image_bytes: list[tuple[int, ...]]) -> list[TurnLoad]:
+    return [
+        TurnLoad(
+            prompt_chars=len(turn.prompt),
+            user_image_bytes=sizes,
+            image_size=turn.image_size or spec.image_size,
+            aspect_ratio=turn.aspect_ratio or spec.aspect_ratio,
+        )
+        for turn, sizes in zip(spec.turns, image_bytes, strict=True)
+    ]
+
+
+def fit_problems(spec: SessionSpec, profile: ModelProfile, loads: list[TurnLoad]) -> list[Problem]:
+    """A problem when some call of the scripted session would not fit, with a policy that does."""
+    fit = estimate_session_fit(profile, loads, spec.history)
+    call = fit.first_overflow
+    if call is None:
+        return []
+    what = (
+        f"~{call.tokens:,} tokens (the context window of {profile.model_id} is "
+        f"{fit.context_tokens:,})"
+        if call.tokens > fit.context_tokens
+        else f"~{call.request_bytes / MEGABYTE:.0f} MB inline (the limit is "
+        f"{fit.limit_bytes // MEGABYTE} MB)"
+    )
+    keep = largest_fitting_keep_last(profile, loads)
+    todo = (
+        f"set history: {{anchor: first, keep_last: {keep}}} to re-anchor, or split the session"
+        if keep is not None
+        else "use a smaller image_size or fewer reference images"
+    )
+    policy = "history: full" if spec.history.is_full else "this history policy"
+    return [
+        Problem(
+            ("turns", call.index - 1),
+            f"turn {call.index} would send {what} with {policy}; {todo}",
+        )
+    ]
+
+
+def spec_problems(spec: SessionSpec, base_dir: Path, default_model: str) -> list[Problem]:
+    """Everything wrong with a well-typed session spec (empty when it can be submitted)."""
+    profile = profile_for(spec.model or default_model)
+    problems = _support_problems(profile, (), spec.aspect_ratio, spec.image_size)
+    image_bytes = []
+    for i, turn in enumerate(spec.turns):
+        found, sizes = turn_problems(turn, profile, base_dir, ("turns", i))
+        problems += found
+        image_bytes.append(sizes)
+    if problems:
+        return problems
+    return fit_problems(spec, profile, _loads(spec, image_bytes))
+
+
+def validate_spec(spec: SessionSpec, base_dir: Path, default_model: str) -> None:
+    """Raise InvalidSpec naming every problem of a spec built in Python (no file, no lines)."""
+    problems = spec_problems(spec, base_dir, default_model)
+    if problems:
+        raise problems_error(problems, spec.session_id or "session")
