@@ -9,11 +9,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from producer.fit import TurnLoad, estimate_session_fit, largest_fitting_keep_last
+from producer.fit import (
+    CallEstimate,
+    SessionFit,
+    TurnLoad,
+    estimate_call,
+    estimate_session_fit,
+    largest_fitting_keep_last,
+)
 from shared.catalog import ModelProfile, profile_for
 from shared.errors import InvalidSpec
 from shared.images import require_image
-from shared.models import SessionSpec, TurnSpec
+from shared.models import SessionRecord, SessionSpec, TurnRequest, TurnSpec
+from shared.sessions import SessionSnapshot
 
 MAX_IMAGE_BYTES = 20 * 1024 * 1024
 MEGABYTE = 1024 * 1024
@@ -117,19 +125,22 @@ def _loads(spec: SessionSpec, image_bytes: list[tuple[int, ...]]) -> list[TurnLo
     ]
 
 
+def _overflow(profile: ModelProfile, fit: SessionFit, call: CallEstimate) -> str:
+    if call.tokens > fit.context_tokens:
+        return (
+            f"~{call.tokens:,} tokens (the context window of {profile.model_id} is "
+            f"{fit.context_tokens:,})"
+        )
+    limit_mb = fit.limit_bytes // MEGABYTE
+    return f"~{call.request_bytes / MEGABYTE:.0f} MB inline (the limit is {limit_mb} MB)"
+
+
 def fit_problems(spec: SessionSpec, profile: ModelProfile, loads: list[TurnLoad]) -> list[Problem]:
     """A problem when some call of the scripted session would not fit, with a policy that does."""
     fit = estimate_session_fit(profile, loads, spec.history)
     call = fit.first_overflow
     if call is None:
         return []
-    what = (
-        f"~{call.tokens:,} tokens (the context window of {profile.model_id} is "
-        f"{fit.context_tokens:,})"
-        if call.tokens > fit.context_tokens
-        else f"~{call.request_bytes / MEGABYTE:.0f} MB inline (the limit is "
-        f"{fit.limit_bytes // MEGABYTE} MB)"
-    )
     keep = largest_fitting_keep_last(profile, loads)
     todo = (
         f"set history: {{anchor: first, keep_last: {keep}}} to re-anchor, or split the session"
@@ -137,12 +148,43 @@ def fit_problems(spec: SessionSpec, profile: ModelProfile, loads: list[TurnLoad]
         else "use a smaller image_size or fewer reference images"
     )
     policy = "history: full" if spec.history.is_full else "this history policy"
-    return [
-        Problem(
-            ("turns", call.index - 1),
-            f"turn {call.index} would send {what} with {policy}; {todo}",
+    message = f"turn {call.index} would send {_overflow(profile, fit, call)} with {policy}; {todo}"
+    return [Problem(("turns", call.index - 1), message)]
+
+
+def _request_load(record: SessionRecord, request: TurnRequest) -> TurnLoad:
+    return TurnLoad(
+        prompt_chars=len(request.prompt),
+        user_image_bytes=tuple(image.size_bytes for image in request.images),
+        image_size=request.image_size or record.image_size,
+        aspect_ratio=request.aspect_ratio or record.aspect_ratio,
+    )
+
+
+def append_fit_problems(
+    snap: SessionSnapshot, turn: TurnSpec, image_bytes: tuple[int, ...]
+) -> list[Problem]:
+    """A problem when the call for a turn appended to a stored session would not fit."""
+    record = snap.record
+    loads = [_request_load(record, snap.requests[n]) for n in sorted(snap.requests)]
+    loads.append(
+        TurnLoad(
+            prompt_chars=len(turn.prompt),
+            user_image_bytes=image_bytes,
+            image_size=turn.image_size or record.image_size,
+            aspect_ratio=turn.aspect_ratio or record.aspect_ratio,
         )
-    ]
+    )
+    profile = profile_for(record.model)
+    call = estimate_call(profile, loads, record.history, len(loads))
+    fit = SessionFit((call,), profile.context_tokens)
+    if fit.fits:
+        return []
+    message = (
+        f"turn {call.index} would send {_overflow(profile, fit, call)}; fork the session at a "
+        "late turn with history {anchor: first, keep_last: N}, or use a smaller image_size"
+    )
+    return [Problem((), message)]
 
 
 def spec_problems(spec: SessionSpec, base_dir: Path, default_model: str) -> list[Problem]:

@@ -20,6 +20,7 @@ from shared.catalog import (
     ModelProfile,
     estimated_image_bytes,
 )
+from shared.history import replayed_turns
 from shared.models import HistoryPolicy
 
 BASE64_NUMERATOR, BASE64_DENOMINATOR = 4, 3
@@ -66,14 +67,6 @@ class SessionFit:
     def fits(self) -> bool:
         """True when every call fits."""
         return self.first_overflow is None
-
-
-def replayed_turns(policy: HistoryPolicy, index: int) -> list[int]:
-    """The earlier turns re-sent with turn `index`: all, or the first plus the last `keep_last`."""
-    earlier = list(range(1, index))
-    if policy.is_full or policy.keep_last is None:
-        return earlier
-    return earlier[:1] + earlier[1:][-policy.keep_last :]
 
 
 def _model_image_tokens(profile: ModelProfile, size: str | None) -> int:

@@ -1,0 +1,256 @@
+"""The producer's Python API: submit, append, steer and inspect sessions.
+
+Every function takes the process's `Services`. Writes follow the store's rules: `session.json`,
+requests and results are created with conditional puts, and a turn is enqueued (ids only) only
+after everything it needs is written. Validation always comes before the first write.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from ulid import ULID
+
+from producer.checks import (
+    append_fit_problems,
+    problems_error,
+    read_reference_image,
+    resolve_image,
+    turn_problems,
+    validate_spec,
+)
+from producer.report import write_report
+from producer.specs import LoadedSpec
+from shared.catalog import profile_for
+from shared.errors import InvalidSpec, InvalidState
+from shared.images import sniff_mime
+from shared.models import (
+    BlobRef,
+    SessionRecord,
+    SessionSpec,
+    SessionStatus,
+    TurnRequest,
+    TurnSpec,
+    TurnState,
+    validate_session_id,
+)
+from shared.runtime import Services
+from shared.sessions import SessionRepository, SessionSnapshot, session_key
+from shared.status import build_status, turn_state
+
+
+def generate_session_id() -> str:
+    """A fresh, sortable session id (a ULID)."""
+    return str(ULID())
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _checked_id(sid: str) -> str:
+    try:
+        return validate_session_id(sid)
+    except ValueError as exc:
+        raise InvalidSpec(str(exc)) from None
+
+
+def _require_free(repo: SessionRepository, sid: str) -> None:
+    if repo.store.exists(session_key(sid)):
+        raise InvalidSpec(f"session id {sid} already exists; pick another id or omit it")
+
+
+def submit_session(
+    services: Services, spec: SessionSpec, *, base_dir: Path, batch_id: str | None = None
+) -> str:
+    """Validate, write and enqueue one session; returns its id."""
+    return submit_many(services, [LoadedSpec(spec, base_dir, "session")], batch_id=batch_id)[0]
+
+
+def submit_many(
+    services: Services, items: Sequence[LoadedSpec], *, batch_id: str | None = None
+) -> list[str]:
+    """Validate every session first, then write and enqueue each; returns their ids in order."""
+    sids: list[str] = []
+    for item in items:
+        validate_spec(item.spec, item.base_dir, services.settings.model)
+        sid = item.spec.session_id or generate_session_id()
+        if sid in sids:
+            raise InvalidSpec(f"session id {sid} appears twice in this submission")
+        _require_free(services.repo, sid)
+        sids.append(sid)
+    for item, sid in zip(items, sids, strict=True):
+        _write_session(services, item, sid, batch_id)
+    return sids
+
+
+def _write_session(services: Services, item: LoadedSpec, sid: str, batch_id: str | None) -> None:
+    spec = item.spec
+    images = [_upload_images(services, turn, item.base_dir) for turn in spec.turns]
+    record = SessionRecord(
+        session_id=sid,
+        model=spec.model or services.settings.model,
+        aspect_ratio=spec.aspect_ratio,
+        image_size=spec.image_size,
+        history=spec.history,
+        metadata=spec.metadata,
+        budget_usd=spec.budget_usd,
+        batch_id=batch_id,
+        created_at=_now(),
+    )
+    if not services.repo.create_session(record):
+        raise InvalidSpec(f"session id {sid} already exists; pick another id or omit it")
+    for index, (turn, refs) in enumerate(zip(spec.turns, images, strict=True), start=1):
+        services.repo.add_request(sid, _request(index, turn, refs))
+    services.coord.track_session(sid)
+    services.enqueuer.enqueue_turn(sid, 1)
+
+
+def _request(index: int, turn: TurnSpec, images: list[BlobRef]) -> TurnRequest:
+    return TurnRequest(
+        index=index,
+        prompt=turn.prompt,
+        images=images,
+        image_size=turn.image_size,
+        aspect_ratio=turn.aspect_ratio,
+        created_at=_now(),
+    )
+
+
+def _upload_images(services: Services, turn: TurnSpec, base_dir: Path) -> list[BlobRef]:
+    refs = []
+    for name in turn.images:
+        data = read_reference_image(resolve_image(base_dir, name), name)
+        sha = services.blobs.put(data)
+        mime = sniff_mime(data) or "application/octet-stream"  # read_reference_image sniffed it
+        refs.append(BlobRef(sha256=sha, size_bytes=len(data), mime_type=mime))
+    return refs
+
+
+def append_turn(services: Services, sid: str, turn: TurnSpec, base_dir: Path) -> int:
+    """Add a turn after the last one; returns its index (enqueued if its predecessor is done)."""
+    repo = services.repo
+    snap = repo.snapshot(sid)
+    if snap.cancelled:
+        raise InvalidState(f"session {sid} is cancelled; fork it to continue")
+    problems, sizes = turn_problems(turn, profile_for(snap.record.model), base_dir)
+    problems = problems or append_fit_problems(snap, turn, sizes)
+    if problems:
+        raise problems_error(problems, f"append to {sid}")
+    images = _upload_images(services, turn, base_dir)
+    index = snap.last_index + 1
+    while not repo.add_request(sid, _request(index, turn, images)):
+        index += 1  # another append took this index first
+    if repo.is_committed(sid, index - 1):
+        services.enqueuer.enqueue_turn(sid, index)
+    return index
+
+
+def session_status(services: Services, sid: str) -> SessionStatus:
+    """The status document of one session (the store's truth merged with the live index)."""
+    return build_status(services.repo.snapshot(sid), services.coord.live(sid))
+
+
+def list_sessions(services: Services) -> list[SessionStatus]:
+    """The status of every session in the store, in id order."""
+    return [session_status(services, sid) for sid in services.repo.session_ids()]
+
+
+def _first_failed(snap: SessionSnapshot) -> int:
+    for index in sorted(snap.requests):
+        if turn_state(snap, index, None) is TurnState.FAILED:
+            return index
+    raise InvalidState(f"session {snap.record.session_id} has no failed turn to retry")
+
+
+def retry_turn(
+    services: Services, sid: str, index: int | None = None, prompt: str | None = None
+) -> int:
+    """Run a failed turn again (optionally reworded); later turns follow by the chain."""
+    snap = services.repo.snapshot(sid)
+    if snap.cancelled:
+        raise InvalidState(f"session {sid} is cancelled; fork it to continue")
+    index = _first_failed(snap) if index is None else index
+    request = snap.requests.get(index)
+    if request is None:
+        raise InvalidSpec(f"session {sid} has no turn {index}; turns are 1..{snap.last_index}")
+    state = turn_state(snap, index, None)
+    if state is TurnState.SUCCEEDED:
+        raise InvalidState(f"turn {index} of {sid} succeeded; fork --at {index - 1} to redo it")
+    if state is not TurnState.FAILED:
+        raise InvalidState(f"turn {index} of {sid} is {state}; only a failed turn can be retried")
+    if prompt is not None and not prompt.strip():
+        raise InvalidSpec("--prompt is empty; write what this turn should change")
+    update = {"revision": request.revision + 1, "prompt": prompt or request.prompt}
+    services.repo.replace_request(sid, request.model_copy(update=update))
+    services.repo.clear_failure(sid, index)
+    services.coord.clear_live(sid, index)
+    services.enqueuer.enqueue_turn(sid, index)
+    return index
+
+
+def cancel(services: Services, sid: str) -> None:
+    """Stop the session before its next API call (a running call still commits)."""
+    services.repo.session(sid)
+    services.repo.cancel(sid)
+
+
+def _committed_prefix(snap: SessionSnapshot) -> int:
+    done = 0
+    while done + 1 in snap.results:
+        done += 1
+    return done
+
+
+def fork(services: Services, sid: str, at: int, new_session_id: str | None = None) -> str:
+    """A new session holding turns 1..at of `sid` (requests and results; blobs are shared)."""
+    repo = services.repo
+    snap = repo.snapshot(sid)
+    done = _committed_prefix(snap)
+    if not 1 <= at <= done:
+        allowed = f"pick 1..{done}" if done else "it has no committed turn yet"
+        raise InvalidSpec(f"cannot fork {sid} at turn {at}: {allowed}")
+    new_sid = _checked_id(new_session_id) if new_session_id else generate_session_id()
+    _require_free(repo, new_sid)
+    update = {"session_id": new_sid, "forked_from": sid, "created_at": _now(), "batch_id": None}
+    if not repo.create_session(snap.record.model_copy(update=update)):
+        raise InvalidSpec(f"session id {new_sid} already exists; pick another id or omit it")
+    for index in range(1, at + 1):
+        repo.add_request(new_sid, snap.requests[index])
+        repo.commit_result(new_sid, snap.results[index])
+    services.coord.track_session(new_sid)
+    return new_sid
+
+
+def due_turns(snap: SessionSnapshot, now_s: float, live_due: dict[int, float]) -> list[int]:
+    """Requested, uncommitted, not failed or cancelled turns whose predecessor is committed."""
+    return [
+        index
+        for index in sorted(snap.requests)
+        if turn_state(snap, index, None) is TurnState.QUEUED
+        and live_due.get(index, 0.0) <= now_s  # a parked turn waits for its due time
+    ]
+
+
+def reconcile(services: Services) -> int:
+    """Re-enqueue every due turn the store knows of; returns how many were enqueued."""
+    enqueued = 0
+    for sid in services.repo.session_ids():
+        snap = services.repo.snapshot(sid)
+        services.coord.track_session(sid)
+        live = services.coord.live(sid)
+        due = {n: t.due_at for n, t in live.items() if t.due_at is not None}
+        for index in due_turns(snap, time.time(), due):
+            services.enqueuer.enqueue_turn(sid, index)
+            enqueued += 1
+    return enqueued
+
+
+def export(services: Services, sid: str, out_dir: Path) -> Path:
+    """Write the session's images, evolution strip, report and status into `out_dir`."""
+    snap = services.repo.snapshot(sid)
+    status = build_status(snap, services.coord.live(sid))
+    return write_report(status, snap, services.blobs.read, out_dir)
