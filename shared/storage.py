@@ -54,8 +54,14 @@ def _safe_key(key: str) -> str:
     return key
 
 
+def _safe_prefix(prefix: str) -> str:
+    if prefix.startswith("/") or any(p in (".", "..") for p in prefix.split("/")):
+        raise ValueError(f"invalid key prefix {prefix!r}")
+    return prefix
+
+
 class LocalStore:
-    """A directory on disk; create-if-absent uses an atomic hard link, so exactly one writer wins."""
+    """A directory on disk; create-if-absent is an atomic hard link, so exactly one writer wins."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -74,7 +80,7 @@ class LocalStore:
     def get(self, key: str) -> bytes:
         try:
             return self._path(key).read_bytes()
-        except FileNotFoundError as exc:
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:
             raise ObjectNotFound(f"object {key} does not exist") from exc
         except OSError as exc:
             raise StorageUnavailable(f"cannot read {key}: {exc.strerror}") from exc
@@ -98,6 +104,7 @@ class LocalStore:
         return self._path(key).is_file()
 
     def list(self, prefix: str) -> Iterator[str]:
+        _safe_prefix(prefix)
         base = self.root / prefix.rsplit("/", 1)[0] if "/" in prefix else self.root
         if not base.is_dir():
             return
@@ -146,17 +153,22 @@ class MemoryStore:
             return True
 
     def exists(self, key: str) -> bool:
-        return key in self.objects
+        return _safe_key(key) in self.objects
 
     def list(self, prefix: str) -> Iterator[str]:
+        _safe_prefix(prefix)
         yield from sorted(k for k in list(self.objects) if k.startswith(prefix))
 
     def delete(self, key: str) -> None:
-        self.objects.pop(key, None)
+        self.objects.pop(_safe_key(key), None)
 
     def download_to(self, key: str, path: Path) -> None:
+        data = self.get(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(self.get(key))
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(name, path)
 
 
 def open_store(settings: Settings) -> ObjectStore:

@@ -1,0 +1,219 @@
+"""The S3 object store: the only module that imports boto3 or botocore."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Literal
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from shared.errors import EditQueueError, ObjectNotFound, StorageUnavailable
+from shared.storage import _safe_key, _safe_prefix
+
+# botocore counts `max_attempts` as retries after the first request: 6 requests in total.
+MAX_RETRIES = 5
+CONNECT_TIMEOUT_S = 5.0
+READ_TIMEOUT_S = 30.0
+MAX_POOL_CONNECTIONS = 32
+DEFAULT_PAGE_SIZE = 1000
+DOWNLOAD_CHUNK_BYTES = 1024 * 1024
+DEFAULT_PRESIGN_EXPIRES_S = 3600
+CONFLICT_ATTEMPTS = 4
+CONFLICT_BACKOFF_S = 0.05
+
+_MISSING_CODES = frozenset({"NoSuchKey", "NotFound", "404"})
+_PutOutcome = Literal["created", "exists", "conflict"]
+
+
+def client_config(endpoint_url: str | None) -> Config:
+    """Retries, timeouts and addressing for an S3 client (path style for custom endpoints)."""
+    return Config(
+        retries={"max_attempts": MAX_RETRIES, "mode": "standard"},
+        connect_timeout=CONNECT_TIMEOUT_S,
+        read_timeout=READ_TIMEOUT_S,
+        max_pool_connections=MAX_POOL_CONNECTIONS,
+        signature_version="s3v4",  # presigned URLs too; SigV2 is refused by newer regions
+        s3={"addressing_style": "path"} if endpoint_url else None,
+    )
+
+
+def _code_and_status(exc: Any) -> tuple[str, int | None]:
+    error = exc.response.get("Error", {})
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return str(error.get("Code", "")), status if isinstance(status, int) else None
+
+
+def _translate(exc: Exception, what: str) -> EditQueueError:
+    if not isinstance(exc, ClientError):
+        return StorageUnavailable(f"{what}: S3 unreachable ({type(exc).__name__}: {exc})")
+    code, status = _code_and_status(exc)
+    if code in _MISSING_CODES:
+        return ObjectNotFound(f"{what}: object does not exist", status=404)
+    if code == "NoSuchBucket":
+        hint = "create it or fix EDITQUEUE_STORE_URL"
+        return StorageUnavailable(f"{what}: bucket does not exist ({hint})", status=status)
+    return StorageUnavailable(f"{what}: S3 answered {status} {code}".rstrip(), status=status)
+
+
+@contextmanager
+def _s3_errors(what: str) -> Iterator[None]:
+    try:
+        yield
+    except (BotoCoreError, ClientError) as exc:
+        raise _translate(exc, what) from exc
+
+
+class S3Store:
+    """Objects under `prefix` in one bucket; credentials come from the standard AWS_* chain."""
+
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str,
+        *,
+        endpoint_url: str | None = None,
+        client: Any = None,
+        page_size: int = DEFAULT_PAGE_SIZE,
+    ) -> None:
+        self.bucket = bucket
+        stripped = prefix.strip("/")
+        self.prefix = f"{stripped}/" if stripped else ""
+        self.page_size = page_size
+        if client is None:
+            with _s3_errors("creating the S3 client"):
+                session = boto3.session.Session()
+                config = client_config(endpoint_url)
+                client = session.client("s3", endpoint_url=endpoint_url, config=config)
+        self._client = client
+
+    def __repr__(self) -> str:
+        return f"S3Store('s3://{self.bucket}/{self.prefix}')"
+
+    @property
+    def client(self) -> Any:
+        """The underlying boto3 client (for tests and tooling; callers use the methods)."""
+        return self._client
+
+    def _full(self, key: str) -> str:
+        return self.prefix + _safe_key(key)
+
+    def get(self, key: str) -> bytes:
+        """The object's bytes; raises ObjectNotFound."""
+        with _s3_errors(f"reading {key}"):
+            response = self._client.get_object(Bucket=self.bucket, Key=self._full(key))
+            return bytes(response["Body"].read())
+
+    def put(self, key: str, data: bytes) -> None:
+        """Write or replace the object."""
+        with _s3_errors(f"writing {key}"):
+            self._client.put_object(Bucket=self.bucket, Key=self._full(key), Body=data)
+
+    def put_if_absent(self, key: str, data: bytes) -> bool:
+        """Create the object with `If-None-Match: *`; True when this call created it."""
+        full = self._full(key)
+        for attempt in range(CONFLICT_ATTEMPTS):
+            outcome = self._conditional_put(key, full, data)
+            if outcome != "conflict":
+                return outcome == "created"
+            # 409: another conditional write to this key was in flight; if it landed, we lost.
+            if self.exists(key):
+                return False
+            time.sleep(CONFLICT_BACKOFF_S * (attempt + 1))
+        raise StorageUnavailable(f"writing {key}: conditional write kept conflicting", status=409)
+
+    def _conditional_put(self, key: str, full: str, data: bytes) -> _PutOutcome:
+        try:
+            self._client.put_object(Bucket=self.bucket, Key=full, Body=data, IfNoneMatch="*")
+            return "created"
+        except ClientError as exc:
+            code, status = _code_and_status(exc)
+            if status == 412 or code == "PreconditionFailed":
+                return "exists"
+            if status == 409 or code == "ConditionalRequestConflict":
+                return "conflict"
+            raise _translate(exc, f"writing {key}") from exc
+        except BotoCoreError as exc:
+            raise _translate(exc, f"writing {key}") from exc
+
+    def exists(self, key: str) -> bool:
+        """True when the object exists."""
+        try:
+            with _s3_errors(f"checking {key}"):
+                self._client.head_object(Bucket=self.bucket, Key=self._full(key))
+        except ObjectNotFound:
+            return False
+        return True
+
+    def list(self, prefix: str) -> Iterator[str]:
+        """Every key that starts with `prefix`, in lexical order, relative to the store prefix."""
+        full = self.prefix + _safe_prefix(prefix)
+        with _s3_errors(f"listing {prefix or '(all)'}"):
+            paginator = self._client.get_paginator("list_objects_v2")
+            config = {"PageSize": self.page_size}
+            for page in paginator.paginate(
+                Bucket=self.bucket, Prefix=full, PaginationConfig=config
+            ):
+                for item in page.get("Contents", []):
+                    yield str(item["Key"])[len(self.prefix) :]
+
+    def delete(self, key: str) -> None:
+        """Remove the object if present."""
+        with _s3_errors(f"deleting {key}"):
+            self._client.delete_object(Bucket=self.bucket, Key=self._full(key))
+
+    def download_to(self, key: str, path: Path) -> None:
+        """Stream the object into a temp file beside `path`, then rename it into place."""
+        full = self._full(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as handle, _s3_errors(f"downloading {key}"):
+                response = self._client.get_object(Bucket=self.bucket, Key=full)
+                for chunk in response["Body"].iter_chunks(DOWNLOAD_CHUNK_BYTES):
+                    handle.write(chunk)
+            os.replace(name, path)
+        finally:
+            Path(name).unlink(missing_ok=True)
+
+    def presigned_url(self, key: str, expires_s: int = DEFAULT_PRESIGN_EXPIRES_S) -> str:
+        """A time-limited GET URL for the object (no credentials needed to use it)."""
+        with _s3_errors(f"presigning {key}"):
+            params = {"Bucket": self.bucket, "Key": self._full(key)}
+            url = self._client.generate_presigned_url(
+                "get_object", Params=params, ExpiresIn=expires_s
+            )
+            return str(url)
+
+    def ensure_bucket(self) -> None:
+        """Create the bucket if it does not exist yet (tests and the demo setup)."""
+        try:
+            with _s3_errors(f"checking bucket {self.bucket}"):
+                self._client.head_bucket(Bucket=self.bucket)
+            return
+        except ObjectNotFound:
+            pass
+        except StorageUnavailable as exc:
+            if exc.status != 404:
+                raise
+        self._create_bucket()
+
+    def _create_bucket(self) -> None:
+        region = self._client.meta.region_name
+        kwargs: dict[str, Any] = {"Bucket": self.bucket}
+        if region and region != "us-east-1":
+            kwargs["CreateBucketConfiguration"] = {"LocationConstraint": region}
+        try:
+            self._client.create_bucket(**kwargs)
+        except ClientError as exc:
+            code, _ = _code_and_status(exc)
+            if code != "BucketAlreadyOwnedByYou":  # lost a creation race with ourselves
+                raise _translate(exc, f"creating bucket {self.bucket}") from exc
+        except BotoCoreError as exc:
+            raise _translate(exc, f"creating bucket {self.bucket}") from exc
