@@ -1,0 +1,311 @@
+"""The Gemini generateContent call over HTTP; the only module in editqueue that imports requests."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, Protocol
+from urllib.parse import quote
+
+import requests
+import urllib3.exceptions
+from pydantic import SecretStr
+
+from shared.config import DEFAULT_API_TIMEOUT_S
+from shared.errors import (
+    ConnectionFailed,
+    EditQueueError,
+    MalformedResponse,
+    PermanentError,
+    Timeout,
+)
+from shared.responses import (
+    MESSAGE_MAX_CHARS,
+    ApiResponse,
+    classify_http_error,
+    parse_success,
+    redact,
+)
+
+DEFAULT_CONNECT_TIMEOUT_S = 5.0
+BODY_CHUNK_BYTES = 64 * 1024
+READ_CHUNK_BYTES = 256 * 1024
+# Far above any real answer (a 4K PNG is tens of MB in base64); refuses a runaway or lying server.
+MAX_RESPONSE_BYTES = 512 * 1024 * 1024
+
+
+class RequestBody(Protocol):
+    """A request body of known size, produced in chunks so it never has to sit whole in memory."""
+
+    @property
+    def content_length(self) -> int:
+        """Exact number of bytes `chunks()` yields."""
+        ...
+
+    def chunks(self) -> Iterator[bytes]:
+        """The body, in order; may be called again for a fresh pass."""
+        ...
+
+
+class BytesBody:
+    """A request body already in memory."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    @property
+    def content_length(self) -> int:
+        """Exact number of bytes `chunks()` yields."""
+        return len(self._data)
+
+    def chunks(self) -> Iterator[bytes]:
+        """The bytes in slices of BODY_CHUNK_BYTES."""
+        for start in range(0, len(self._data), BODY_CHUNK_BYTES):
+            yield self._data[start : start + BODY_CHUNK_BYTES]
+
+
+class GeminiClient(Protocol):
+    """One generateContent call; raises editqueue errors only."""
+
+    def generate(self, model: str, body: RequestBody) -> ApiResponse:
+        """The parsed 200 answer (with `latency_s`), or an EditQueueError."""
+        ...
+
+
+class _Deadline:
+    """A total time budget on the monotonic clock."""
+
+    def __init__(self, total_s: float) -> None:
+        self.total_s = total_s
+        self._start = time.monotonic()
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self._start
+
+    def remaining(self) -> float:
+        return self.total_s - self.elapsed()
+
+    def check(self, stage: str) -> float:
+        remaining = self.remaining()
+        if remaining <= 0:
+            raise Timeout(
+                f"the API call did not finish within its {self.total_s:g}s deadline ({stage}); "
+                "it is retried, raise EDITQUEUE_API_TIMEOUT_S if calls are legitimately slower"
+            )
+        return remaining
+
+
+class _StreamedBody:
+    """Adapts a RequestBody for requests: `__len__` makes it send Content-Length, not chunked."""
+
+    def __init__(self, body: RequestBody, deadline: _Deadline) -> None:
+        self._body = body
+        self._deadline = deadline
+
+    def __len__(self) -> int:
+        return self._body.content_length
+
+    def __iter__(self) -> Iterator[bytes]:
+        # Socket timeouts bound each send; checking between chunks bounds the whole upload.
+        sent = 0
+        for chunk in self._body.chunks():
+            self._deadline.check("sending the request")
+            sent += len(chunk)
+            if sent > self._body.content_length:
+                break
+            yield chunk
+        if sent != self._body.content_length:
+            raise PermanentError(
+                f"the request body yielded {sent}+ bytes but declared "
+                f"{self._body.content_length}; this is a bug in the request builder"
+            )
+
+
+def _declared_length(response: requests.Response) -> int | None:
+    # With gzip the header counts compressed bytes, so only an identity body can be pre-sized.
+    if response.headers.get("Content-Encoding", "identity").lower() != "identity":
+        return None
+    try:
+        length = int(response.headers["Content-Length"])
+    except (KeyError, ValueError):
+        return None
+    if length > MAX_RESPONSE_BYTES:
+        raise MalformedResponse(
+            f"the API declared a {length}-byte body", status=response.status_code
+        )
+    return length
+
+
+def _read_chunks(response: requests.Response, deadline: _Deadline) -> Iterator[bytes]:
+    # read1 returns what has arrived; iter_content would block until a full chunk is in, so a
+    # server dripping one byte at a time could hold us far past the deadline.
+    raw = response.raw
+    sock = getattr(getattr(raw, "connection", None), "sock", None)
+    while True:
+        remaining = deadline.check("reading the response body")
+        if sock is not None:  # each read may wait only what is left of the total budget
+            sock.settimeout(remaining)
+        chunk = raw.read1(READ_CHUNK_BYTES, decode_content=True)
+        if not chunk:
+            return
+        yield chunk
+
+
+def _read_body(response: requests.Response, deadline: _Deadline) -> bytearray:
+    declared = _declared_length(response)
+    body = bytearray(declared or 0)  # one buffer of the exact size, filled in place
+    size = 0
+    for chunk in _read_chunks(response, deadline):
+        end = size + len(chunk)
+        if end > (MAX_RESPONSE_BYTES if declared is None else declared):
+            raise MalformedResponse(
+                f"the API sent more than {declared or MAX_RESPONSE_BYTES} body bytes",
+                status=response.status_code,
+            )
+        if declared is None:
+            body += chunk
+        else:
+            body[size:end] = chunk
+        size = end
+        deadline.check("reading the response body")
+    if declared is not None and size != declared:
+        raise ConnectionFailed(f"the API closed the connection after {size} of {declared} bytes")
+    return body
+
+
+class HttpGeminiClient:
+    """GeminiClient over requests: key in a header, one total deadline, only our errors escape.
+
+    `generate` returns the parsed ApiResponse with `latency_s` set to the wall time of the call.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: SecretStr | None,
+        timeout_s: float = DEFAULT_API_TIMEOUT_S,
+        session: requests.Session | None = None,
+        *,
+        connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
+    ) -> None:
+        self._base_url = base_url.rstrip("/")
+        self._key = api_key.get_secret_value() if api_key is not None else None
+        self._timeout_s = timeout_s
+        self._connect_timeout_s = connect_timeout_s
+        self._session = session or requests.Session()
+
+    def close(self) -> None:
+        """Release pooled connections."""
+        self._session.close()
+
+    def url_for(self, model: str) -> str:
+        """The generateContent URL for `model` (never carries the key)."""
+        model_id = quote(model.removeprefix("models/"), safe="")
+        return f"{self._base_url}/v1beta/models/{model_id}:generateContent"
+
+    def generate(self, model: str, body: RequestBody) -> ApiResponse:
+        """POST one generateContent call under the total deadline; raises our errors only."""
+        deadline = _Deadline(self._timeout_s)
+        try:
+            status, payload = self._exchange(model, body, deadline)
+        except EditQueueError:
+            raise
+        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+            raise self._translate(exc, deadline) from exc
+        if status != 200:
+            raise classify_http_error(status, payload, secret=self._key)
+        return dataclasses.replace(parse_success(payload), latency_s=deadline.elapsed())
+
+    def _headers(self) -> dict[str, str]:
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if self._key is not None:
+            headers["x-goog-api-key"] = self._key  # a header, so no URL (or its logs) holds it
+        return headers
+
+    def _exchange(
+        self, model: str, body: RequestBody, deadline: _Deadline
+    ) -> tuple[int, bytearray]:
+        remaining = deadline.check("connecting")
+        response = self._session.post(
+            self.url_for(model),
+            data=_StreamedBody(body, deadline),
+            headers=self._headers(),
+            timeout=(min(self._connect_timeout_s, remaining), remaining),
+            stream=True,
+            allow_redirects=False,  # a redirect would need the streamed body a second time
+        )
+        try:
+            deadline.check("waiting for the response")
+            return response.status_code, _read_body(response, deadline)
+        finally:
+            response.close()
+
+    def _translate(self, exc: Exception, deadline: _Deadline) -> EditQueueError:
+        detail = redact(f"{type(exc).__name__}: {exc}", self._key)[:MESSAGE_MAX_CHARS]
+        if isinstance(exc, requests.ConnectTimeout):
+            return ConnectionFailed(f"could not connect to the API in time: {detail}")
+        if isinstance(
+            exc, requests.ReadTimeout | urllib3.exceptions.ReadTimeoutError | TimeoutError
+        ):
+            return Timeout(
+                f"the API did not answer within the {deadline.total_s:g}s deadline; it is "
+                f"retried, raise EDITQUEUE_API_TIMEOUT_S if calls are legitimately slower: {detail}"
+            )
+        if isinstance(
+            exc,
+            requests.exceptions.ContentDecodingError
+            | requests.exceptions.ChunkedEncodingError
+            | urllib3.exceptions.DecodeError,
+        ):
+            return MalformedResponse(f"the API's response body could not be decoded: {detail}")
+        if isinstance(
+            exc,
+            requests.exceptions.InvalidURL
+            | requests.exceptions.InvalidSchema
+            | requests.exceptions.MissingSchema,
+        ):
+            return PermanentError(f"bad API URL, check EDITQUEUE_API_BASE_URL: {detail}")
+        return ConnectionFailed(f"the connection to the API failed: {detail}")
+
+
+Outcome = ApiResponse | Exception | Callable[[str, bytes], ApiResponse]
+
+
+class FakeGeminiClient:
+    """In-memory GeminiClient for unit tests: plays scripted outcomes and records each request.
+
+    An outcome is an ApiResponse to return, an exception to raise, or a callable given
+    (model, body bytes) that returns an ApiResponse (or raises).
+    """
+
+    def __init__(self, outcomes: Iterable[Outcome]) -> None:
+        self._outcomes = list(outcomes)
+        self.models: list[str] = []
+        self.bodies: list[bytes] = []
+
+    @property
+    def calls(self) -> int:
+        """How many times `generate` was called."""
+        return len(self.bodies)
+
+    def body_json(self, index: int = -1) -> Any:
+        """A recorded request body parsed as JSON (the last one by default)."""
+        return json.loads(self.bodies[index])
+
+    def generate(self, model: str, body: RequestBody) -> ApiResponse:
+        """Record the request, then play the next scripted outcome."""
+        data = b"".join(body.chunks())
+        if len(data) != body.content_length:
+            raise AssertionError(f"body yielded {len(data)} bytes, declared {body.content_length}")
+        self.models.append(model)
+        self.bodies.append(data)
+        if self.calls > len(self._outcomes):
+            raise AssertionError(f"call {self.calls} but only {len(self._outcomes)} scripted")
+        outcome = self._outcomes[self.calls - 1]
+        if isinstance(outcome, Exception):
+            raise outcome
+        if isinstance(outcome, ApiResponse):
+            return outcome
+        return outcome(model, data)
