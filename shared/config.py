@@ -16,14 +16,19 @@ DEFAULT_API_TIMEOUT_S = 35.0
 DEFAULT_VISIBILITY_TIMEOUT_S = 300
 DEFAULT_MAX_ATTEMPTS = 6
 DEFAULT_NO_IMAGE_ATTEMPTS = 3
-DEFAULT_LEASE_S = 120
+# Time a turn may spend outside the API call (history download, blob upload, commit).
+TASK_MARGIN_S = 10.0
 
 
 class Settings(BaseSettings):
     """Every knob editqueue reads; nothing else reads the environment."""
 
     model_config = SettingsConfigDict(
-        env_prefix="EDITQUEUE_", env_file=".env", extra="ignore", frozen=True
+        env_prefix="EDITQUEUE_",
+        env_file=".env",
+        extra="ignore",
+        frozen=True,
+        populate_by_name=True,
     )
 
     broker_url: str = DEFAULT_BROKER_URL
@@ -36,11 +41,15 @@ class Settings(BaseSettings):
     visibility_timeout_s: int = Field(default=DEFAULT_VISIBILITY_TIMEOUT_S, gt=0)
     max_attempts: int = Field(default=DEFAULT_MAX_ATTEMPTS, ge=1)
     no_image_attempts: int = Field(default=DEFAULT_NO_IMAGE_ATTEMPTS, ge=1)
-    lease_s: int = Field(default=DEFAULT_LEASE_S, gt=0)
     blob_cache_dir: str = Field(default="", description="local blob cache; empty = temp dir")
     price_overrides: dict[str, dict[str, float]] = Field(default_factory=dict)
     backoff_base_s: float = Field(default=2.0, gt=0)
     backoff_max_s: float = Field(default=60.0, gt=0)
+
+    @property
+    def longest_task_s(self) -> float:
+        """An upper bound on one delivery of `run_turn`; also the lease a delivery holds."""
+        return self.api_timeout_s + TASK_MARGIN_S
 
     @property
     def max_countdown_s(self) -> float:

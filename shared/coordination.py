@@ -1,0 +1,105 @@
+"""Short-lived coordination state (leases, the live turn index) behind one small interface.
+
+The Redis implementation lives in `shared/redis_state.py`; this module holds the Protocol and
+the in-memory twin used by unit tests and the embedded `editqueue run`. Nothing here is the
+source of truth: losing it loses no session (a reconcile sweep rebuilds it from the store).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Protocol
+
+from pydantic import BaseModel, ConfigDict
+
+from shared.models import ErrorInfo, TurnState
+
+
+class LiveTurn(BaseModel):
+    """What the status index knows about an uncommitted turn."""
+
+    model_config = ConfigDict(frozen=True)
+
+    state: TurnState
+    attempts: int = 0
+    error: ErrorInfo | None = None
+    reason: str | None = None
+    due_at: float | None = None
+    updated_at: float = 0.0
+
+
+class Coordinator(Protocol):
+    """Leases and the live turn index, shared by every producer and worker."""
+
+    def acquire_lease(self, key: str, owner: str, ttl_s: float) -> bool:
+        """Take `key` for `owner` unless someone else holds it; re-entrant for the same owner."""
+        ...
+
+    def release_lease(self, key: str, owner: str) -> None:
+        """Give `key` back if `owner` still holds it."""
+        ...
+
+    def set_live(self, sid: str, index: int, live: LiveTurn) -> None:
+        """Record an uncommitted turn's live state."""
+        ...
+
+    def clear_live(self, sid: str, index: int) -> None:
+        """Forget a turn's live state (it is committed or failed in the store)."""
+        ...
+
+    def live(self, sid: str) -> dict[int, LiveTurn]:
+        """Every live turn of a session."""
+        ...
+
+    def track_session(self, sid: str) -> None:
+        """Add a session to the index of known sessions."""
+        ...
+
+    def tracked_sessions(self) -> list[str]:
+        """Every session the index knows."""
+        ...
+
+
+class MemoryCoordinator:
+    """In-process twin of the Redis coordinator (threads share it; processes do not)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._leases: dict[str, tuple[str, float]] = {}
+        self._live: dict[str, dict[int, LiveTurn]] = {}
+        self._sessions: set[str] = set()
+
+    def acquire_lease(self, key: str, owner: str, ttl_s: float) -> bool:
+        now = time.monotonic()
+        with self._lock:
+            holder = self._leases.get(key)
+            if holder and holder[0] != owner and holder[1] > now:
+                return False
+            self._leases[key] = (owner, now + ttl_s)
+            return True
+
+    def release_lease(self, key: str, owner: str) -> None:
+        with self._lock:
+            if self._leases.get(key, ("", 0.0))[0] == owner:
+                del self._leases[key]
+
+    def set_live(self, sid: str, index: int, live: LiveTurn) -> None:
+        with self._lock:
+            self._live.setdefault(sid, {})[index] = live
+
+    def clear_live(self, sid: str, index: int) -> None:
+        with self._lock:
+            self._live.get(sid, {}).pop(index, None)
+
+    def live(self, sid: str) -> dict[int, LiveTurn]:
+        with self._lock:
+            return dict(self._live.get(sid, {}))
+
+    def track_session(self, sid: str) -> None:
+        with self._lock:
+            self._sessions.add(sid)
+
+    def tracked_sessions(self) -> list[str]:
+        with self._lock:
+            return sorted(self._sessions)

@@ -1,0 +1,64 @@
+"""The Redis coordinator: leases, the live turn index and the session index (redis-py only here)."""
+
+from __future__ import annotations
+
+import redis
+
+from shared.coordination import LiveTurn
+from shared.errors import StorageUnavailable
+
+PREFIX = "eq:"
+_RELEASE = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
+return 0
+"""
+_ACQUIRE = """
+local holder = redis.call('get', KEYS[1])
+if holder and holder ~= ARGV[1] then return 0 end
+redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+"""
+
+
+class RedisCoordinator:
+    """Coordination state in Redis; every key starts with `eq:` and holds ids, never images."""
+
+    def __init__(self, url: str) -> None:
+        self.client = redis.Redis.from_url(url, socket_timeout=10, health_check_interval=30)
+        self._acquire = self.client.register_script(_ACQUIRE)
+        self._release = self.client.register_script(_RELEASE)
+
+    def acquire_lease(self, key: str, owner: str, ttl_s: float) -> bool:
+        try:
+            return bool(self._acquire(keys=[f"{PREFIX}lease:{key}"], args=[owner, int(ttl_s * 1000)]))
+        except redis.RedisError as exc:
+            raise StorageUnavailable(f"redis: cannot take lease {key}: {exc}") from exc
+
+    def release_lease(self, key: str, owner: str) -> None:
+        try:
+            self._release(keys=[f"{PREFIX}lease:{key}"], args=[owner])
+        except redis.RedisError as exc:
+            raise StorageUnavailable(f"redis: cannot release lease {key}: {exc}") from exc
+
+    def set_live(self, sid: str, index: int, live: LiveTurn) -> None:
+        self._call(lambda: self.client.hset(f"{PREFIX}live:{sid}", str(index), live.model_dump_json()))
+
+    def clear_live(self, sid: str, index: int) -> None:
+        self._call(lambda: self.client.hdel(f"{PREFIX}live:{sid}", str(index)))
+
+    def live(self, sid: str) -> dict[int, LiveTurn]:
+        raw = self._call(lambda: self.client.hgetall(f"{PREFIX}live:{sid}"))
+        return {int(k): LiveTurn.model_validate_json(v) for k, v in raw.items()}
+
+    def track_session(self, sid: str) -> None:
+        self._call(lambda: self.client.sadd(f"{PREFIX}sessions", sid))
+
+    def tracked_sessions(self) -> list[str]:
+        members = self._call(lambda: self.client.smembers(f"{PREFIX}sessions"))
+        return sorted(m.decode() for m in members)
+
+    def _call(self, op):  # type: ignore[no-untyped-def]
+        try:
+            return op()
+        except redis.RedisError as exc:
+            raise StorageUnavailable(f"redis: {exc}") from exc

@@ -1,0 +1,155 @@
+"""The session layout in the object store: typed reads and writes of specs, turns and markers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from pydantic import BaseModel
+
+from shared.errors import ObjectNotFound, UnknownSession
+from shared.models import FailureRecord, SessionRecord, TurnRequest, TurnResult
+from shared.storage import ObjectStore
+
+M = TypeVar("M", bound=BaseModel)
+
+SESSIONS = "sessions/"
+
+
+def session_key(sid: str) -> str:
+    """Key of `session.json`."""
+    return f"{SESSIONS}{sid}/session.json"
+
+
+def turn_key(sid: str, index: int, name: str) -> str:
+    """Key of a per-turn object: `request.json`, `result.json` or `failure.json`."""
+    return f"{SESSIONS}{sid}/turns/{index:04d}/{name}"
+
+
+def cancel_key(sid: str) -> str:
+    """Key of the cancel marker."""
+    return f"{SESSIONS}{sid}/cancel"
+
+
+def _dump(model: BaseModel) -> bytes:
+    return model.model_dump_json(exclude_none=False).encode()
+
+
+@dataclass
+class SessionSnapshot:
+    """Everything the store holds for one session, read in one listing."""
+
+    record: SessionRecord
+    requests: dict[int, TurnRequest] = field(default_factory=dict)
+    results: dict[int, TurnResult] = field(default_factory=dict)
+    failures: dict[int, FailureRecord] = field(default_factory=dict)
+    cancelled: bool = False
+
+    @property
+    def last_index(self) -> int:
+        """The highest requested turn index (0 for none)."""
+        return max(self.requests, default=0)
+
+
+class SessionRepository:
+    """Typed access to one store's sessions; every commit is a create-if-absent."""
+
+    def __init__(self, store: ObjectStore) -> None:
+        self.store = store
+
+    def _read(self, key: str, model: type[M]) -> M | None:
+        try:
+            return model.model_validate_json(self.store.get(key))
+        except ObjectNotFound:
+            return None
+
+    def create_session(self, record: SessionRecord) -> bool:
+        """Write `session.json`; False when the id is already taken."""
+        return self.store.put_if_absent(session_key(record.session_id), _dump(record))
+
+    def session(self, sid: str) -> SessionRecord:
+        """The session's record; UnknownSession when it does not exist."""
+        record = self._read(session_key(sid), SessionRecord)
+        if record is None:
+            raise UnknownSession(f"session {sid} does not exist; `editqueue status` lists sessions")
+        return record
+
+    def add_request(self, sid: str, request: TurnRequest) -> bool:
+        """Create turn n's request; False when another writer already made turn n."""
+        return self.store.put_if_absent(turn_key(sid, request.index, "request.json"), _dump(request))
+
+    def replace_request(self, sid: str, request: TurnRequest) -> None:
+        """Reword an uncommitted turn (manual retry); the caller checked it has no result."""
+        self.store.put(turn_key(sid, request.index, "request.json"), _dump(request))
+
+    def request(self, sid: str, index: int) -> TurnRequest | None:
+        """Turn n's request, or None."""
+        return self._read(turn_key(sid, index, "request.json"), TurnRequest)
+
+    def commit_result(self, sid: str, result: TurnResult) -> tuple[TurnResult, bool]:
+        """Commit turn n once; returns the winning result and whether this call won."""
+        key = turn_key(sid, result.index, "result.json")
+        if self.store.put_if_absent(key, _dump(result)):
+            return result, True
+        winner = self._read(key, TurnResult)
+        if winner is None:  # deleted in between: not a state editqueue creates
+            raise ObjectNotFound(f"{key} vanished after a conflicting commit")
+        return winner, False
+
+    def result(self, sid: str, index: int) -> TurnResult | None:
+        """Turn n's committed result, or None."""
+        return self._read(turn_key(sid, index, "result.json"), TurnResult)
+
+    def is_committed(self, sid: str, index: int) -> bool:
+        """True when turn n has a result (turn 0, the empty history, always counts)."""
+        return index == 0 or self.store.exists(turn_key(sid, index, "result.json"))
+
+    def record_failure(self, sid: str, failure: FailureRecord) -> None:
+        """Write (or replace) why turn n stopped."""
+        self.store.put(turn_key(sid, failure.index, "failure.json"), _dump(failure))
+
+    def failure(self, sid: str, index: int) -> FailureRecord | None:
+        """Turn n's failure record, or None."""
+        return self._read(turn_key(sid, index, "failure.json"), FailureRecord)
+
+    def clear_failure(self, sid: str, index: int) -> None:
+        """Remove turn n's failure record before a manual retry."""
+        self.store.delete(turn_key(sid, index, "failure.json"))
+
+    def cancel(self, sid: str) -> None:
+        """Mark the session cancelled: workers stop before the next API call."""
+        self.store.put(cancel_key(sid), b"")
+
+    def is_cancelled(self, sid: str) -> bool:
+        """True when the cancel marker exists."""
+        return self.store.exists(cancel_key(sid))
+
+    def session_ids(self) -> Iterator[str]:
+        """Every session id in the store, in key order."""
+        for key in self.store.list(SESSIONS):
+            if key.endswith("/session.json"):
+                yield key[len(SESSIONS) : -len("/session.json")]
+
+    def snapshot(self, sid: str) -> SessionSnapshot:
+        """Read the whole session: one listing, then each object once."""
+        snap = SessionSnapshot(record=self.session(sid))
+        for key in self.store.list(f"{SESSIONS}{sid}/"):
+            self._load_into(snap, sid, key)
+        return snap
+
+    def _load_into(self, snap: SessionSnapshot, sid: str, key: str) -> None:
+        rest = key[len(f"{SESSIONS}{sid}/") :]
+        if rest == "cancel":
+            snap.cancelled = True
+            return
+        parts = rest.split("/")
+        if len(parts) != 3 or parts[0] != "turns" or not parts[1].isdigit():
+            return
+        index, name = int(parts[1]), parts[2]
+        if name == "request.json" and (req := self.request(sid, index)):
+            snap.requests[index] = req
+        elif name == "result.json" and (res := self.result(sid, index)):
+            snap.results[index] = res
+        elif name == "failure.json" and (fail := self.failure(sid, index)):
+            snap.failures[index] = fail

@@ -1,0 +1,81 @@
+"""The status document: a pure merge of what the store says (truth) and the live index (hints)."""
+
+from __future__ import annotations
+
+from shared.coordination import LiveTurn
+from shared.models import SessionState, SessionStatus, TurnState, TurnStatus
+from shared.sessions import SessionSnapshot
+
+
+def _current_failure(snap: SessionSnapshot, index: int) -> bool:
+    failure = snap.failures.get(index)
+    request = snap.requests.get(index)
+    return bool(failure and request and failure.request_revision == request.revision)
+
+
+def turn_state(snap: SessionSnapshot, index: int, live: LiveTurn | None) -> TurnState:
+    """One turn's state: committed and failed come from the store, the rest from the live index."""
+    if index in snap.results:
+        return TurnState.SUCCEEDED
+    if _current_failure(snap, index):
+        return TurnState.FAILED
+    if snap.cancelled:
+        return TurnState.CANCELLED
+    if live is not None:
+        return live.state
+    predecessor_done = index == 1 or (index - 1) in snap.results
+    return TurnState.QUEUED if predecessor_done else TurnState.WAITING
+
+
+def turn_status(snap: SessionSnapshot, index: int, live: LiveTurn | None) -> TurnStatus:
+    """The status document's entry for turn n."""
+    state = turn_state(snap, index, live)
+    request = snap.requests[index]
+    result = snap.results.get(index)
+    if result is not None:
+        return TurnStatus(
+            index=index,
+            state=state,
+            attempts=result.attempt,
+            finish_reason=result.finish_reason,
+            image=result.image,
+            usage=result.usage,
+            latency_s=result.latency_s,
+            cost_usd=result.cost_usd,
+            prompt=request.prompt,
+        )
+    failure = snap.failures.get(index) if state is TurnState.FAILED else None
+    return TurnStatus(
+        index=index,
+        state=state,
+        attempts=failure.attempts if failure else (live.attempts if live else 0),
+        error=failure.error if failure else (live.error if live else None),
+        prompt=request.prompt,
+        waiting_reason=live.reason if live and state is TurnState.WAITING else None,
+    )
+
+
+def session_state(turns: list[TurnStatus], cancelled: bool) -> SessionState:
+    """The whole session's state from its turns."""
+    states = {t.state for t in turns}
+    if turns and states == {TurnState.SUCCEEDED}:
+        return SessionState.COMPLETED
+    if TurnState.FAILED in states:
+        return SessionState.FAILED
+    if cancelled:
+        return SessionState.CANCELLED
+    if states & {TurnState.RUNNING, TurnState.SUCCEEDED}:
+        return SessionState.RUNNING
+    return SessionState.QUEUED
+
+
+def build_status(snap: SessionSnapshot, live: dict[int, LiveTurn]) -> SessionStatus:
+    """The status document for one session."""
+    turns = [turn_status(snap, n, live.get(n)) for n in sorted(snap.requests)]
+    return SessionStatus(
+        session_id=snap.record.session_id,
+        state=session_state(turns, snap.cancelled),
+        model=snap.record.model,
+        cost_usd=round(sum(t.cost_usd for t in turns), 6),
+        turns=turns,
+    )

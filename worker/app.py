@@ -1,0 +1,37 @@
+"""The Celery app the `editqueue worker` command runs (`celery -A worker.app:app worker`)."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import Celery
+
+from shared.broker import make_celery
+from shared.config import Settings, load_settings
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+
+
+def check_timeouts(settings: Settings) -> None:
+    """Refuse settings under which the broker would redeliver a turn that is still running."""
+    longest_task_s = settings.longest_task_s
+    if settings.visibility_timeout_s <= longest_task_s + settings.max_countdown_s:
+        raise ValueError(
+            f"EDITQUEUE_VISIBILITY_TIMEOUT_S={settings.visibility_timeout_s} must exceed the "
+            f"longest task ({longest_task_s:.0f}s) plus the longest countdown "
+            f"({settings.max_countdown_s:.0f}s), or running turns get redelivered"
+        )
+
+
+def create_app(settings: Settings) -> Celery:
+    """The worker's Celery app, with the turn task registered."""
+    check_timeouts(settings)
+    app = make_celery(settings, name="editqueue-worker")
+    app.conf.update(include=["worker.tasks"])
+    import worker.tasks  # noqa: F401  (registers the shared task on this app)
+
+    return app
+
+
+logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+app = create_app(load_settings())

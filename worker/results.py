@@ -1,0 +1,69 @@
+"""Turning an API answer into a committed turn: exact bytes to blobs, parts as returned."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from shared.blobcache import BlobCache
+from shared.catalog import profile_for
+from shared.cost import turn_cost_usd
+from shared.images import dimensions, sniff_mime
+from shared.models import BlobRef, ImageInfo, ResultPart, SessionRecord, TurnRequest, TurnResult
+from shared.responses import ApiResponse, ReturnedPart
+
+
+def store_part(blobs: BlobCache, part: ReturnedPart) -> ResultPart:
+    """Store an image part's bytes untouched (content-addressed) and keep every other field."""
+    image = None
+    if part.image is not None:
+        mime = sniff_mime(part.image) or part.returned_mime_type or "application/octet-stream"
+        image = BlobRef(sha256=blobs.put(part.image), size_bytes=len(part.image), mime_type=mime)
+    return ResultPart(
+        text=part.text,
+        image=image,
+        returned_mime_type=part.returned_mime_type,
+        thought=part.thought,
+        thought_signature=part.thought_signature,
+        other=part.other,
+    )
+
+
+def image_info(ref: BlobRef, data: bytes) -> ImageInfo:
+    """The status document's view of the turn's image."""
+    width, height = dimensions(data)
+    return ImageInfo(
+        blob=ref.sha256, mime_type=ref.mime_type, width=width, height=height, bytes=ref.size_bytes
+    )
+
+
+def build_result(
+    *,
+    blobs: BlobCache,
+    record: SessionRecord,
+    request: TurnRequest,
+    response: ApiResponse,
+    chosen: ReturnedPart,
+    attempt: int,
+    now: datetime,
+    price_overrides: dict[str, dict[str, float]],
+) -> TurnResult:
+    """A `TurnResult` for the answer; `chosen` is the non-thought image part to show."""
+    parts = [store_part(blobs, part) for part in response.parts]
+    main = next(p for p, raw in zip(parts, response.parts, strict=True) if raw is chosen)
+    assert main.image is not None and chosen.image is not None
+    size = request.image_size or record.image_size
+    images = sum(1 for p in response.parts if p.image is not None and not p.thought)
+    return TurnResult(
+        index=request.index,
+        parts=parts,
+        image=image_info(main.image, chosen.image),
+        finish_reason=response.finish_reason,
+        usage=response.usage,
+        model_version=response.model_version,
+        response_id=response.response_id,
+        latency_s=round(response.latency_s, 3),
+        attempt=attempt,
+        cost_usd=turn_cost_usd(profile_for(record.model), size, response.usage, price_overrides, images),
+        request_revision=request.revision,
+        committed_at=now,
+    )
