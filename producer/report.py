@@ -23,6 +23,8 @@ CAPTION_HEIGHT_PX = 30
 GAP_PX = 8
 FONT_SIZE_PX = 14
 STRIP_QUALITY = 88
+CAPTION_FONT = "DejaVuSans.ttf"  # found in the system font folders when installed
+NOT_A_CHARACTER = "\uffff"
 BACKGROUND = (255, 255, 255)
 PLACEHOLDER = (220, 220, 220)
 TEXT_COLOUR = (30, 30, 30)
@@ -106,17 +108,31 @@ def _fit_text(draw: ImageDraw.ImageDraw, text: str, font: Font, width: int) -> s
     return text.rstrip() + "…"
 
 
+def _font() -> Font:
+    try:
+        return ImageFont.truetype(CAPTION_FONT, FONT_SIZE_PX)
+    except OSError:
+        return ImageFont.load_default(size=FONT_SIZE_PX)
+
+
+def _has_glyph(font: Font, char: str) -> bool:
+    missing = font.getmask(NOT_A_CHARACTER)
+    return bytes(font.getmask(char)) != bytes(missing)
+
+
 def build_strip(panels: list[Panel]) -> Image.Image:
     """The turns side by side at a common height, each captioned underneath."""
     widths = [max(1, round(p.width * STRIP_HEIGHT_PX / max(p.height, 1))) for p in panels]
     total = sum(widths) + GAP_PX * (len(panels) + 1)
     strip = Image.new("RGB", (total, STRIP_HEIGHT_PX + CAPTION_HEIGHT_PX + GAP_PX), BACKGROUND)
     draw = ImageDraw.Draw(strip)
-    font = ImageFont.load_default(size=FONT_SIZE_PX)
+    font = _font()
+    plain = not _has_glyph(font, TIMES)
     x = GAP_PX
     for panel, width in zip(panels, widths, strict=True):
         strip.paste(_thumbnail(panel, width), (x, GAP_PX))
-        text = _fit_text(draw, panel.caption, font, width)
+        label = panel.caption.replace(TIMES, "x") if plain else panel.caption
+        text = _fit_text(draw, label, font, width)
         draw.text((x, GAP_PX + STRIP_HEIGHT_PX + 6), text, fill=TEXT_COLOUR, font=font)
         x += width + GAP_PX
     return strip
