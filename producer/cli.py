@@ -1,0 +1,322 @@
+"""The `editqueue` command line.
+
+Exit codes: 0 ok, 1 a turn or session failed, 2 bad input or usage. Input errors print
+`error: <message>` on stderr, never a traceback. Settings are read once per invocation, and only
+by commands that need them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import click
+from pydantic import ValidationError
+
+from producer import api
+from producer.embedded import run_file
+from producer.progress import wait_for
+from producer.specs import load_specs
+from producer.views import session_view, sessions_table
+from shared.broker import QUEUE_TURNS
+from shared.config import Settings, load_settings
+from shared.coordination import MemoryCoordinator
+from shared.errors import EditQueueError, InvalidSpec, InvalidState, UnknownSession
+from shared.models import SessionState, SessionStatus, TurnSpec, validate_session_id
+from shared.runtime import Services, build_services
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+USER_ERRORS = (InvalidSpec, UnknownSession, InvalidState)
+WATCH_POLL_S = 1.0
+WORKER_APP = "worker.app:app"
+# A broker that lives in one process (tests, looking at an embedded run's store): no Redis to
+# hold live turn state, so status shows what the store says.
+LOCAL_BROKER_SCHEMES = ("memory",)
+
+
+@dataclass
+class CliState:
+    """Settings and services, built on first use (tests pass their own)."""
+
+    settings: Settings | None = None
+    services: Services | None = None
+
+    def get_settings(self) -> Settings:
+        """The settings from the environment and `.env`, loaded once."""
+        if self.settings is None:
+            self.settings = _load_settings()
+        return self.settings
+
+    def get_services(self) -> Services:
+        """Store, broker, coordinator and API client from the settings, built once."""
+        if self.services is None:
+            settings = self.get_settings()
+            local = urlparse(settings.broker_url).scheme in LOCAL_BROKER_SCHEMES
+            self.services = build_services(settings, coord=MemoryCoordinator() if local else None)
+        return self.services
+
+
+def _load_settings() -> Settings:
+    try:
+        return load_settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{_env_name(error['loc'])}: {error['msg']}" for error in exc.errors()
+        )  # never the input: it could be the API key
+        raise InvalidSpec(f"invalid settings: {problems}") from None
+
+
+def _env_name(loc: tuple[Any, ...]) -> str:
+    name = str(loc[0]) if loc else "settings"
+    return name if name.isupper() else f"EDITQUEUE_{name.upper()}"
+
+
+class EditQueueGroup(click.Group):
+    """Turns editqueue's errors into `error: ...` and an exit code; mounts `emulator` lazily."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except USER_ERRORS as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(EXIT_USAGE)
+        except EditQueueError as exc:  # the store, Redis or the API misbehaved
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(EXIT_FAILED)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), "emulator"])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name == "emulator":
+            from emulator.cli import emulator_command  # only when asked for
+
+            return emulator_command
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=EditQueueGroup)
+@click.pass_context
+def main(ctx: click.Context) -> None:
+    """Run multi-turn Gemini image-editing sessions as durable jobs."""
+    ctx.ensure_object(CliState)
+
+
+pass_state = click.make_pass_decorator(CliState, ensure=True)
+
+
+def _session_arg(sid: str) -> str:
+    try:
+        return validate_session_id(sid)
+    except ValueError as exc:
+        raise InvalidSpec(str(exc)) from None
+
+
+def _finish(states: list[SessionState]) -> None:
+    if any(state is not SessionState.COMPLETED for state in states):
+        raise SystemExit(EXIT_FAILED)
+
+
+@main.command()
+@click.argument("spec", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Output folder (default: out/<spec name>).",
+)
+@pass_state
+def run(state: CliState, spec: Path, out: Path | None) -> None:
+    """Run SPEC to the end in-process (no servers, no key) and write images and a report."""
+    out = out or Path("out") / spec.stem
+    result = run_file(state.get_settings(), spec, out)
+    for status, page in zip(result.statuses, result.reports, strict=True):
+        click.echo(
+            f"{status.session_id}: {status.state.value}, {len(status.turns)} turns, "
+            f"${status.cost_usd:.3f} -> {page}"
+        )
+    if result.stalled:
+        click.echo("error: no turn made progress for too long; the report shows where", err=True)
+    sys.exit(result.exit_code)
+
+
+@main.command()
+@click.argument("spec", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--wait", is_flag=True, help="Wait until every session finished.")
+@click.option("--batch-id", default=None, help="Label the sessions with this batch id.")
+@pass_state
+def submit(state: CliState, spec: Path, wait: bool, batch_id: str | None) -> None:
+    """Validate SPEC and enqueue its session(s); prints one session id per line."""
+    if batch_id is not None:
+        _session_arg(batch_id)
+    services = state.get_services()
+    items = load_specs(spec, default_model=services.settings.model)
+    sids = api.submit_many(services, items, batch_id=batch_id)
+    click.echo("\n".join(sids))
+    if wait:
+        done = wait_for(lambda sid: api.session_status(services, sid), sids, poll_s=WATCH_POLL_S)
+        _finish([s.state for s in done.statuses])
+
+
+def _turn_spec(
+    prompt: str, image_size: str | None, aspect_ratio: str | None, images: tuple[Path, ...]
+) -> TurnSpec:
+    fields = {
+        "prompt": prompt,
+        "image_size": image_size,
+        "aspect_ratio": aspect_ratio,
+        "images": [str(p) for p in images],
+    }
+    try:
+        return TurnSpec.model_validate(fields)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = "--" + str(first["loc"][0]).replace("_", "-") if first["loc"] else "turn"
+        message = first["msg"].removeprefix("Value error, ")
+        raise InvalidSpec(f"{name}: {message}") from None
+
+
+@main.command()
+@click.argument("sid")
+@click.argument("prompt")
+@click.option("--image-size", default=None, help="512, 1K, 2K or 4K for this turn.")
+@click.option("--aspect-ratio", default=None, help="e.g. 16:9 for this turn.")
+@click.option(
+    "--image",
+    "images",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="A reference image for this turn (repeatable).",
+)
+@pass_state
+def append(
+    state: CliState,
+    sid: str,
+    prompt: str,
+    image_size: str | None,
+    aspect_ratio: str | None,
+    images: tuple[Path, ...],
+) -> None:
+    """Add a turn to session SID; prints the new turn's index."""
+    turn = _turn_spec(prompt, image_size, aspect_ratio, images)
+    index = api.append_turn(state.get_services(), _session_arg(sid), turn, Path.cwd())
+    click.echo(str(index))
+
+
+@main.command()
+@click.argument("sid", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print the status document.")
+@click.option("--watch", is_flag=True, help="Show progress until the session(s) finish.")
+@pass_state
+def status(state: CliState, sid: str | None, as_json: bool, watch: bool) -> None:
+    """Progress of session SID, or a table of every session; exit 1 when SID failed."""
+    services = state.get_services()
+    sids = [_session_arg(sid)] if sid else list(services.repo.session_ids())
+
+    def fetch(one: str) -> SessionStatus:
+        return api.session_status(services, one)
+
+    if watch:
+        statuses = wait_for(fetch, sids, poll_s=WATCH_POLL_S).statuses
+    else:
+        statuses = [fetch(one) for one in sids]
+    if sid:
+        doc = statuses[0]
+        click.echo(doc.model_dump_json(indent=2) if as_json else session_view(doc))
+        if doc.state is SessionState.FAILED:
+            sys.exit(EXIT_FAILED)
+        return
+    if as_json:
+        click.echo(json.dumps([s.model_dump(mode="json") for s in statuses], indent=2))
+    else:
+        click.echo(sessions_table(statuses))
+
+
+@main.command()
+@click.argument("sid")
+@click.option(
+    "--turn",
+    "index",
+    type=click.IntRange(min=1),
+    default=None,
+    help="The turn to re-run (default: the failed one).",
+)
+@click.option("--prompt", default=None, help="Reword the turn before re-running it.")
+@pass_state
+def retry(state: CliState, sid: str, index: int | None, prompt: str | None) -> None:
+    """Re-run a failed turn of SID (optionally reworded); later turns follow."""
+    done = api.retry_turn(state.get_services(), _session_arg(sid), index, prompt)
+    click.echo(f"retrying turn {done} of {sid}")
+
+
+@main.command()
+@click.argument("sid")
+@pass_state
+def cancel(state: CliState, sid: str) -> None:
+    """Stop session SID before its next API call."""
+    api.cancel(state.get_services(), _session_arg(sid))
+    click.echo(f"cancelled {sid}")
+
+
+@main.command()
+@click.argument("sid")
+@click.option("--at", "at", type=int, required=True, help="The last turn to keep.")
+@click.option("--session-id", default=None, help="The new session's id (default: generated).")
+@pass_state
+def fork(state: CliState, sid: str, at: int, session_id: str | None) -> None:
+    """Branch a new session from turns 1..N of SID; prints its id."""
+    click.echo(api.fork(state.get_services(), _session_arg(sid), at, session_id))
+
+
+@main.command()
+@click.argument("sid")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@pass_state
+def export(state: CliState, sid: str, directory: Path) -> None:
+    """Write SID's images, evolution strip, report.html and status.json into DIRECTORY."""
+    click.echo(str(api.export(state.get_services(), _session_arg(sid), directory)))
+
+
+@main.command()
+@pass_state
+def reconcile(state: CliState) -> None:
+    """Re-enqueue every turn the store says is due (safe to repeat)."""
+    count = api.reconcile(state.get_services())
+    click.echo(f"enqueued {count} turn(s)")
+
+
+def worker_argv(args: tuple[str, ...] | list[str]) -> list[str]:
+    """The celery command line of `editqueue worker`, with the caller's options last."""
+    return [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        WORKER_APP,
+        "worker",
+        "-Q",
+        QUEUE_TURNS,
+        "--without-gossip",
+        "--without-mingle",
+        "-l",
+        "info",
+        *args,
+    ]
+
+
+@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
+def worker(celery_args: tuple[str, ...]) -> None:
+    """Run a Celery worker for turns; other options go to `celery worker` unchanged."""
+    argv = worker_argv(celery_args)
+    os.execv(argv[0], argv)
+
+
+if __name__ == "__main__":
+    main()

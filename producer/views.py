@@ -1,0 +1,55 @@
+"""What the CLI prints for people: a session's turns and a table of sessions (plain text)."""
+
+from __future__ import annotations
+
+from producer.progress import turns_finished
+from producer.report import TIMES, short_prompt
+from shared.models import SessionStatus, TurnStatus
+
+PROMPT_CHARS = 60
+
+
+def _money(value: float) -> str:
+    return f"${value:.3f}"
+
+
+def turn_line(turn: TurnStatus) -> str:
+    """One turn: index, state, pixel size, latency, cost, the start of the prompt, any error."""
+    size = f"{turn.image.width}{TIMES}{turn.image.height}" if turn.image else "-"
+    latency = f"{turn.latency_s:.1f}s" if turn.latency_s is not None else "-"
+    prompt = short_prompt(turn.prompt, PROMPT_CHARS)
+    line = (
+        f"{turn.index:>3}  {turn.state.value:<9}  {size:>9}  {latency:>6}  "
+        f"{_money(turn.cost_usd)}  {prompt}"
+    )
+    if turn.error is not None:
+        status = f" {turn.error.status}" if turn.error.status else ""
+        line += f"\n     {turn.error.kind}{status}: {turn.error.message}"
+    elif turn.waiting_reason:
+        line += f"\n     waiting: {turn.waiting_reason}"
+    return line
+
+
+def session_view(status: SessionStatus) -> str:
+    """A session's header line, then one line per turn."""
+    done = turns_finished(status)
+    header = (
+        f"session {status.session_id}  {status.state.value}  {done}/{len(status.turns)} turns  "
+        f"{_money(status.cost_usd)}  {status.model}"
+    )
+    return "\n".join([header, *(turn_line(t) for t in status.turns)])
+
+
+def sessions_table(statuses: list[SessionStatus]) -> str:
+    """One row per session: id, state, turns finished of requested, cost, model."""
+    if not statuses:
+        return "no sessions"
+    width = max(len("SESSION"), *(len(s.session_id) for s in statuses))
+    rows = [f"{'SESSION':<{width}}  {'STATE':<9}  {'TURNS':>5}  {'COST':>8}  MODEL"]
+    for s in statuses:
+        turns = f"{turns_finished(s)}/{len(s.turns)}"
+        rows.append(
+            f"{s.session_id:<{width}}  {s.state.value:<9}  {turns:>5}  "
+            f"{_money(s.cost_usd):>8}  {s.model}"
+        )
+    return "\n".join(rows)
