@@ -43,7 +43,9 @@ class RecordingEnqueuer:
         self.calls.append((sid, index))
 
 
-def jpeg_bytes(width: int = 64, height: int = 36, colour: tuple[int, int, int] = (90, 140, 90)) -> bytes:
+def jpeg_bytes(
+    width: int = 64, height: int = 36, colour: tuple[int, int, int] = (90, 140, 90)
+) -> bytes:
     out = io.BytesIO()
     Image.new("RGB", (width, height), colour).save(out, "JPEG")
     return out.getvalue()
@@ -91,7 +93,9 @@ def commit_turn(services: Services, sid: str, index: int, data: bytes | None = N
     result = TurnResult(
         index=index,
         parts=[ResultPart(image=ref, thought_signature="sig")],
-        image=ImageInfo(blob=ref.sha256, mime_type=mime, width=width, height=height, bytes=len(data)),
+        image=ImageInfo(
+            blob=ref.sha256, mime_type=mime, width=width, height=height, bytes=len(data)
+        ),
         finish_reason="STOP",
         usage={"promptTokenCount": 100, "candidatesTokenCount": 1120, "totalTokenCount": 1220},
         latency_s=1.5,

@@ -1,0 +1,84 @@
+"""The pure history-fit estimate: tokens and inline bytes of every call of a scripted session."""
+
+from __future__ import annotations
+
+import pytest
+
+from producer.fit import (
+    TurnLoad,
+    estimate_call,
+    estimate_session_fit,
+    largest_fitting_keep_last,
+)
+from shared.catalog import NB2, PRO, estimated_image_bytes
+from shared.models import HistoryPolicy
+
+FULL = HistoryPolicy()
+ONE_K = estimated_image_bytes("1:1", "1K") * 4 // 3
+
+
+def loads(n: int, size: str = "1K", ratio: str = "1:1", chars: int = 8) -> list[TurnLoad]:
+    return [TurnLoad(prompt_chars=chars, image_size=size, aspect_ratio=ratio) for _ in range(n)]
+
+
+@pytest.mark.parametrize(
+    ("index", "tokens", "request_bytes"),
+    [
+        (1, 2 + 1120, 8),  # prompt + its output image; nothing replayed
+        (2, (2 + 1120) * 2, 8 * 2 + ONE_K),  # turn 1's prompt and image replayed
+        (3, (2 + 1120) * 3, 8 * 3 + ONE_K * 2),
+    ],
+)
+def test_each_call_counts_the_replayed_history_and_its_output(
+    index: int, tokens: int, request_bytes: int
+) -> None:
+    call = estimate_call(NB2, loads(3), FULL, index)
+
+    assert (call.tokens, call.request_bytes) == (tokens, request_bytes)
+
+
+def test_reference_images_cost_their_base64_bytes_and_a_fixed_token_count() -> None:
+    with_image = [TurnLoad(prompt_chars=4, user_image_bytes=(3000,), image_size="1K")]
+
+    call = estimate_call(NB2, with_image, FULL, 1)
+
+    assert call.tokens == 1 + 1120 + 1120
+    assert call.request_bytes == 4 + 4000
+
+
+def test_re_anchoring_replays_only_the_first_and_the_last_turns() -> None:
+    anchored = HistoryPolicy(anchor="first", keep_last=2)
+
+    call = estimate_call(NB2, loads(10), anchored, 10)
+
+    assert call.tokens == (2 + 1120) * 4  # turns 1, 8, 9 and the call itself
+
+
+def test_a_long_4k_session_overflows_the_inline_limit_first() -> None:
+    fit = estimate_session_fit(NB2, loads(8, size="4K", ratio="16:9"), FULL)
+
+    overflow = fit.first_overflow
+    assert overflow is not None and not fit.fits
+    assert overflow.request_bytes > fit.limit_bytes
+    assert overflow.tokens < fit.context_tokens
+
+
+def test_the_pro_models_smaller_context_window_is_the_limit_for_many_small_turns() -> None:
+    fit = estimate_session_fit(PRO, loads(60, size="1K"), FULL)
+
+    overflow = fit.first_overflow
+    assert overflow is not None
+    assert overflow.tokens > PRO.context_tokens
+    assert overflow.request_bytes < fit.limit_bytes
+
+
+def test_the_largest_fitting_keep_last_is_suggested() -> None:
+    session = loads(8, size="4K", ratio="16:9")
+
+    keep = largest_fitting_keep_last(NB2, session)
+
+    assert keep is not None
+    assert estimate_session_fit(NB2, session, HistoryPolicy(anchor="first", keep_last=keep)).fits
+    assert not estimate_session_fit(
+        NB2, session, HistoryPolicy(anchor="first", keep_last=keep + 1)
+    ).fits
