@@ -9,8 +9,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-SESSION_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+SESSION_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+SHA256_RE = re.compile(r"[0-9a-f]{64}")
 IMAGE_SIZES = ("512", "1K", "2K", "4K")
 
 
@@ -43,7 +43,7 @@ class Strict(BaseModel):
 
 def validate_session_id(value: str) -> str:
     """Refuse client session ids that could be paths or keys of another shape."""
-    if not SESSION_ID_RE.match(value):
+    if not SESSION_ID_RE.fullmatch(value):
         raise ValueError(
             f"session id {value!r} must be 1-64 characters of A-Z, a-z, 0-9, '_' or '-'"
         )
@@ -131,7 +131,7 @@ class BlobRef(Strict):
     @field_validator("sha256")
     @classmethod
     def _hex(cls, value: str) -> str:
-        if not SHA256_RE.match(value):
+        if not SHA256_RE.fullmatch(value):
             raise ValueError("sha256 must be 64 lowercase hex digits")
         return value
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -16,15 +17,17 @@ from typing import Any
 from shared.errors import StorageUnavailable
 from shared.history import BlobData
 
-_MARK = re.compile(r'"@@blob:([0-9a-f]{64}):(\d+)@@"')
 # A multiple of 3 raw bytes encodes to base64 without padding, so chunks concatenate exactly.
 CHUNK_RAW_BYTES = 3 * 64 * 1024
 
 
-def _placeholder(value: Any) -> str:
-    if isinstance(value, BlobData):
-        return f"@@blob:{value.sha256}:{value.size_bytes}@@"
-    raise TypeError(f"cannot serialise {type(value).__name__}")
+def _placeholder_for(nonce: str) -> Callable[[Any], str]:
+    def placeholder(value: Any) -> str:
+        if isinstance(value, BlobData):
+            return f"@@{nonce}:{value.sha256}:{value.size_bytes}@@"
+        raise TypeError(f"cannot serialise {type(value).__name__}")
+
+    return placeholder
 
 
 def b64_length(size_bytes: int) -> int:
@@ -36,10 +39,15 @@ class StreamingBody:
     """Implements `shared.gemini.RequestBody` over a payload with `BlobData` placeholders."""
 
     def __init__(self, payload: dict[str, Any], blob_path: Callable[[str], Path]) -> None:
-        text = json.dumps(payload, default=_placeholder, ensure_ascii=False, separators=(",", ":"))
+        # A fresh random nonce per body, so no prompt text can forge an image placeholder.
+        nonce = secrets.token_hex(16)
+        text = json.dumps(
+            payload, default=_placeholder_for(nonce), ensure_ascii=False, separators=(",", ":")
+        )
+        mark = re.compile(rf'"@@{nonce}:([0-9a-f]{{64}}):(\d+)@@"')
         self._segments: list[bytes | BlobData] = []
         position = 0
-        for match in _MARK.finditer(text):
+        for match in mark.finditer(text):
             self._segments.append(text[position : match.start()].encode() + b'"')
             self._segments.append(BlobData(match.group(1), int(match.group(2))))
             self._segments.append(b'"')

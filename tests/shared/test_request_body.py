@@ -177,12 +177,6 @@ def test_a_prompt_containing_the_blob_marker_text_cannot_inject_an_image(
     assert body.content_length == len(raw)
 
 
-@pytest.mark.xfail(
-    reason="BUG: a prompt that is exactly '@@blob:<sha>:<n>@@' (or ends with '\"' + marker) "
-    "serialises to the same JSON text as a placeholder, so the body streams that cached blob "
-    "as base64 in place of the prompt",
-    strict=True,
-)
 @pytest.mark.parametrize(
     "prompt", [f"@@blob:{'a' * 64}:3@@", f'say "@@blob:{"a" * 64}:3@@'], ids=["exact", "quoted"]
 )
