@@ -46,7 +46,13 @@ def submit(stack: Stack, spec: Path) -> str:
 
 
 def blob(stack: Stack, sha: str) -> bytes:
-    s3 = boto3.client("s3", endpoint_url=stack.s3_url, region_name="us-east-1")
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=stack.s3_url,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
     obj = s3.get_object(Bucket=stack.bucket, Key=f"{stack.prefix}/blobs/sha256/{sha}")
     return obj["Body"].read()
 
