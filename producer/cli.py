@@ -10,71 +10,27 @@ from __future__ import annotations
 import json
 import os
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import click
 from pydantic import ValidationError
 
 from producer import api
+from producer.context import CliState
 from producer.embedded import run_file
 from producer.progress import wait_for
 from producer.specs import load_specs
 from producer.views import session_view, sessions_table
 from shared.broker import QUEUE_TURNS
-from shared.config import Settings, load_settings
-from shared.coordination import MemoryCoordinator
 from shared.errors import EditQueueError, InvalidSpec, InvalidState, UnknownSession
 from shared.models import SessionState, SessionStatus, TurnSpec, validate_session_id
-from shared.runtime import Services, build_services
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 USER_ERRORS = (InvalidSpec, UnknownSession, InvalidState)
 WATCH_POLL_S = 1.0
 WORKER_APP = "worker.app:app"
-# A broker that lives in one process (tests, looking at an embedded run's store): no Redis to
-# hold live turn state, so status shows what the store says.
-LOCAL_BROKER_SCHEMES = ("memory",)
-
-
-@dataclass
-class CliState:
-    """Settings and services, built on first use (tests pass their own)."""
-
-    settings: Settings | None = None
-    services: Services | None = None
-
-    def get_settings(self) -> Settings:
-        """The settings from the environment and `.env`, loaded once."""
-        if self.settings is None:
-            self.settings = _load_settings()
-        return self.settings
-
-    def get_services(self) -> Services:
-        """Store, broker, coordinator and API client from the settings, built once."""
-        if self.services is None:
-            settings = self.get_settings()
-            local = urlparse(settings.broker_url).scheme in LOCAL_BROKER_SCHEMES
-            self.services = build_services(settings, coord=MemoryCoordinator() if local else None)
-        return self.services
-
-
-def _load_settings() -> Settings:
-    try:
-        return load_settings()
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{_env_name(error['loc'])}: {error['msg']}" for error in exc.errors()
-        )  # never the input: it could be the API key
-        raise InvalidSpec(f"invalid settings: {problems}") from None
-
-
-def _env_name(loc: tuple[Any, ...]) -> str:
-    name = str(loc[0]) if loc else "settings"
-    return name if name.isupper() else f"EDITQUEUE_{name.upper()}"
 
 
 class EditQueueGroup(click.Group):

@@ -10,7 +10,8 @@ import pytest
 from click.testing import CliRunner, Result
 
 from producer import api
-from producer.cli import CliState, main, worker_argv
+from producer.cli import main, worker_argv
+from producer.context import CliState
 from shared.runtime import Services
 from tests.producer.conftest import RecordingEnqueuer, commit_turn, fail_turn, spec_of
 
@@ -221,3 +222,15 @@ def test_the_emulator_command_is_mounted() -> None:
 
     assert result.exit_code == 0
     assert "--port" in result.stdout
+
+
+def test_status_watch_returns_once_the_session_is_finished(
+    services: Services, tmp_path: Path
+) -> None:
+    sid = api.submit_session(services, spec_of("a"), base_dir=tmp_path)
+    fail_turn(services, sid, 1)
+
+    result = invoke(services, "status", sid, "--watch", "--json")
+
+    assert result.exit_code == 1
+    assert json.loads(result.stdout)["state"] == "failed"
