@@ -59,7 +59,9 @@ def make_celery(settings: Settings, name: str = "editqueue") -> Celery:
 class Enqueuer(Protocol):
     """Puts a turn on the queue; the message carries ids only."""
 
-    def enqueue_turn(self, sid: str, index: int, *, attempt: int = 1, countdown_s: float = 0) -> None:
+    def enqueue_turn(
+        self, sid: str, index: int, *, attempt: int = 1, countdown_s: float = 0
+    ) -> None:
         """Queue `run_turn(sid, index)`, optionally after a short countdown."""
         ...
 
@@ -75,7 +77,9 @@ class CeleryEnqueuer:
     def __init__(self, app: Celery) -> None:
         self.app = app
 
-    def enqueue_turn(self, sid: str, index: int, *, attempt: int = 1, countdown_s: float = 0) -> None:
+    def enqueue_turn(
+        self, sid: str, index: int, *, attempt: int = 1, countdown_s: float = 0
+    ) -> None:
         self.app.send_task(
             TASK_RUN_TURN,
             args=[sid, index],

@@ -1,4 +1,4 @@
-"""The data editqueue stores and shows: specs, turn requests, committed results, failures, status."""
+"""The data editqueue stores and shows: specs, turns, committed results, failures, status."""
 
 from __future__ import annotations
 

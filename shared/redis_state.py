@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar, cast
+
 import redis
 
 from shared.coordination import LiveTurn
 from shared.errors import StorageUnavailable
 
+T = TypeVar("T")
 PREFIX = "eq:"
 _RELEASE = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
@@ -30,7 +34,9 @@ class RedisCoordinator:
 
     def acquire_lease(self, key: str, owner: str, ttl_s: float) -> bool:
         try:
-            return bool(self._acquire(keys=[f"{PREFIX}lease:{key}"], args=[owner, int(ttl_s * 1000)]))
+            return bool(
+                self._acquire(keys=[f"{PREFIX}lease:{key}"], args=[owner, int(ttl_s * 1000)])
+            )
         except redis.RedisError as exc:
             raise StorageUnavailable(f"redis: cannot take lease {key}: {exc}") from exc
 
@@ -41,23 +47,26 @@ class RedisCoordinator:
             raise StorageUnavailable(f"redis: cannot release lease {key}: {exc}") from exc
 
     def set_live(self, sid: str, index: int, live: LiveTurn) -> None:
-        self._call(lambda: self.client.hset(f"{PREFIX}live:{sid}", str(index), live.model_dump_json()))
+        self._call(
+            lambda: self.client.hset(f"{PREFIX}live:{sid}", str(index), live.model_dump_json())
+        )
 
     def clear_live(self, sid: str, index: int) -> None:
         self._call(lambda: self.client.hdel(f"{PREFIX}live:{sid}", str(index)))
 
     def live(self, sid: str) -> dict[int, LiveTurn]:
-        raw = self._call(lambda: self.client.hgetall(f"{PREFIX}live:{sid}"))
+        key = f"{PREFIX}live:{sid}"
+        raw = self._call(lambda: cast(dict[bytes, bytes], self.client.hgetall(key)))
         return {int(k): LiveTurn.model_validate_json(v) for k, v in raw.items()}
 
     def track_session(self, sid: str) -> None:
         self._call(lambda: self.client.sadd(f"{PREFIX}sessions", sid))
 
     def tracked_sessions(self) -> list[str]:
-        members = self._call(lambda: self.client.smembers(f"{PREFIX}sessions"))
+        members = self._call(lambda: cast(set[bytes], self.client.smembers(f"{PREFIX}sessions")))
         return sorted(m.decode() for m in members)
 
-    def _call(self, op):  # type: ignore[no-untyped-def]
+    def _call(self, op: Callable[[], T]) -> T:
         try:
             return op()
         except redis.RedisError as exc:

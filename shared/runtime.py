@@ -58,7 +58,9 @@ def build_services(
         coord=coord,
         enqueuer=enqueuer or CeleryEnqueuer(make_celery(settings)),
         api=api
-        or HttpGeminiClient(settings.api_base_url, settings.api_key, timeout_s=settings.api_timeout_s),
+        or HttpGeminiClient(
+            settings.api_base_url, settings.api_key, timeout_s=settings.api_timeout_s
+        ),
         blobs=blob_cache_for(settings, store),
     )
 

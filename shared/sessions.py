@@ -77,7 +77,9 @@ class SessionRepository:
 
     def add_request(self, sid: str, request: TurnRequest) -> bool:
         """Create turn n's request; False when another writer already made turn n."""
-        return self.store.put_if_absent(turn_key(sid, request.index, "request.json"), _dump(request))
+        return self.store.put_if_absent(
+            turn_key(sid, request.index, "request.json"), _dump(request)
+        )
 
     def replace_request(self, sid: str, request: TurnRequest) -> None:
         """Reword an uncommitted turn (manual retry); the caller checked it has no result."""

@@ -63,7 +63,9 @@ def build_result(
         response_id=response.response_id,
         latency_s=round(response.latency_s, 3),
         attempt=attempt,
-        cost_usd=turn_cost_usd(profile_for(record.model), size, response.usage, price_overrides, images),
+        cost_usd=turn_cost_usd(
+            profile_for(record.model), size, response.usage, price_overrides, images
+        ),
         request_revision=request.revision,
         committed_at=now,
     )

@@ -18,12 +18,16 @@ from worker.turn import BUSY_RETRY_S, TurnRunner
 log = logging.getLogger("editqueue.tasks")
 
 
-@shared_task(name=TASK_RUN_TURN, bind=True, acks_late=True, ignore_result=True)
+@shared_task(  # type: ignore[untyped-decorator]
+    name=TASK_RUN_TURN, bind=True, acks_late=True, ignore_result=True
+)
 def run_turn(self: Any, session_id: str, index: int, attempt: int = 1) -> str:
     """Run turn `index` of `session_id`; the message carries these ids and nothing else."""
     validate_session_id(session_id)
     if not isinstance(index, int) or index < 1 or not isinstance(attempt, int) or attempt < 1:
-        raise ValueError(f"run_turn({session_id!r}, {index!r}, attempt={attempt!r}): bad turn index")
+        raise ValueError(
+            f"run_turn({session_id!r}, {index!r}, attempt={attempt!r}): bad turn index"
+        )
     services = runtime.current()
     runner = TurnRunner(services, owner=self.request.id or uuid.uuid4().hex)
     try:

@@ -74,7 +74,9 @@ class TurnRunner:
         ttl = self.services.settings.longest_task_s
         if not self.services.coord.acquire_lease(lease, self.owner, ttl):
             # Another delivery runs it; come back in case that holder has died.
-            self.services.enqueuer.enqueue_turn(sid, index, attempt=attempt, countdown_s=BUSY_RETRY_S)
+            self.services.enqueuer.enqueue_turn(
+                sid, index, attempt=attempt, countdown_s=BUSY_RETRY_S
+            )
             return Outcome.BUSY
         try:
             return self._attempt(sid, index, attempt)
@@ -109,7 +111,7 @@ class TurnRunner:
         tokens = estimate_tokens(profile, record, snap.requests, index)
         check_fits(profile, tokens, body.content_length, index)
         if self.services.repo.is_cancelled(record.session_id):
-            raise _Cancelled()
+            raise _Cancelled(f"session {record.session_id} was cancelled")
         response = self.services.api.generate(record.model, body)
         return response, check_response(response)
 
@@ -161,7 +163,9 @@ class TurnRunner:
         delay = min(delay, settings.max_countdown_s)
         self._live(sid, index, TurnState.QUEUED, attempt, error_info(exc, self._secret))
         self.services.enqueuer.enqueue_turn(sid, index, attempt=attempt + 1, countdown_s=delay)
-        log.warning("turn %s/%d attempt %d: %s; retry in %.1fs", sid, index, attempt, exc.kind, delay)
+        log.warning(
+            "turn %s/%d attempt %d: %s; retry in %.1fs", sid, index, attempt, exc.kind, delay
+        )
         return Outcome.RETRY
 
     def _fail(

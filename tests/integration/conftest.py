@@ -53,9 +53,7 @@ def emulator_url(services_dir: Path) -> Iterator[str]:
 
 
 @pytest.fixture
-def stack(
-    tmp_path: Path, redis_port: int, s3_url: str, emulator_url: str
-) -> Iterator[Stack]:
+def stack(tmp_path: Path, redis_port: int, s3_url: str, emulator_url: str) -> Iterator[Stack]:
     redis.Redis(port=redis_port).flushall()
     result = Stack(tmp_path, redis_port, s3_url, emulator_url, BUCKET)
     yield result

@@ -33,7 +33,7 @@ def wait_until(check: Callable[[], bool], timeout_s: float, what: str) -> None:
         try:
             if check():
                 return
-        except Exception:  # noqa: BLE001 - the service is still starting
+        except Exception:
             pass
         time.sleep(0.05)
     raise TimeoutError(f"{what} not ready after {timeout_s}s")
@@ -87,7 +87,9 @@ def _redis_ping(port: int) -> bool:
 def start_moto(workdir: Path) -> tuple[Proc, str]:
     """moto's S3 server over HTTP on a free port."""
     port = free_port()
-    proc = spawn([str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)], workdir / "moto.log")
+    proc = spawn(
+        [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)], workdir / "moto.log"
+    )
     url = f"http://127.0.0.1:{port}"
     wait_until(lambda: requests.get(url, timeout=1).status_code < 500, 20, "moto server")
     return proc, url

@@ -93,7 +93,8 @@ def test_living_room_session_runs_to_completion_through_submit(stack: Stack) -> 
 def test_turn_appended_while_session_runs_waits_for_its_predecessor(stack: Stack) -> None:
     spec = write_spec(
         stack.workdir,
-        "aspect_ratio: '16:9'\nimage_size: 1K\nturns:\n  - prompt: a room\n  - prompt: paint it #8FAF8A\n",
+        "aspect_ratio: '16:9'\nimage_size: 1K\n"
+        "turns:\n  - prompt: a room\n  - prompt: paint it #8FAF8A\n",
     )
     stack.start_worker()
     sid = submit(stack, spec)
@@ -112,7 +113,8 @@ def test_turn_appended_while_session_runs_waits_for_its_predecessor(stack: Stack
 def test_blocked_turn_fails_then_retry_with_new_prompt_completes(stack: Stack) -> None:
     spec = write_spec(
         stack.workdir,
-        "image_size: 1K\nturns:\n  - prompt: a room\n  - prompt: 'something refused !fault=blocked'\n"
+        "image_size: 1K\nturns:\n  - prompt: a room\n"
+        "  - prompt: 'something refused !fault=blocked'\n"
         "  - prompt: evening light\n",
     )
     stack.start_worker()

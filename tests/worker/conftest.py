@@ -41,7 +41,9 @@ def jpeg(colour: tuple[int, int, int] = (120, 140, 120), size: tuple[int, int] =
     return out.getvalue()
 
 
-def answer(image: bytes | None = None, *, signature: str = "sig-img", text: str = "Here.") -> ApiResponse:
+def answer(
+    image: bytes | None = None, *, signature: str = "sig-img", text: str = "Here."
+) -> ApiResponse:
     """A 200 answer shaped like NB2's: a signed text part, then a signed image part."""
     parts = [ReturnedPart(text=text, thought_signature="sig-text")]
     if image is not None:

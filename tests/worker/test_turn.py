@@ -171,7 +171,10 @@ def test_api_key_never_reaches_the_failure_record(tmp_path: Path) -> None:
     runner(world).run(sid, 1, attempt=1)
     stored = b"".join(world.store.objects.values())
     assert KEY.encode() not in stored
-    assert json.loads(world.store.get(f"sessions/{sid}/turns/0001/failure.json"))["error"]["status"] == 403
+    assert (
+        json.loads(world.store.get(f"sessions/{sid}/turns/0001/failure.json"))["error"]["status"]
+        == 403
+    )
 
 
 def test_commit_that_loses_the_race_carries_on_with_the_winner(tmp_path: Path) -> None:
