@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+from kombu.exceptions import KombuError
 from ulid import ULID
 
 from producer.checks import (
@@ -25,7 +26,7 @@ from producer.checks import (
 from producer.report import write_report
 from producer.specs import LoadedSpec
 from shared.catalog import profile_for
-from shared.errors import InvalidSpec, InvalidState
+from shared.errors import EditQueueError, InvalidSpec, InvalidState, StorageUnavailable
 from shared.images import sniff_mime
 from shared.models import (
     BlobRef,
@@ -105,8 +106,19 @@ def _write_session(services: Services, item: LoadedSpec, sid: str, batch_id: str
         raise InvalidSpec(f"session id {sid} already exists; pick another id or omit it")
     for index, (turn, refs) in enumerate(zip(spec.turns, images, strict=True), start=1):
         services.repo.add_request(sid, _request(index, turn, refs))
+    enqueue(services, sid, 1)
     services.coord.track_session(sid)
-    services.enqueuer.enqueue_turn(sid, 1)
+
+
+def enqueue(services: Services, sid: str, index: int) -> None:
+    """Queue turn `index`; if the broker fails, say that the store has it and how to resume."""
+    try:
+        services.enqueuer.enqueue_turn(sid, index)
+    except (EditQueueError, KombuError, OSError) as exc:  # the adapter passes kombu's errors on
+        raise StorageUnavailable(
+            f"session {sid} turn {index} is stored but not queued ({exc}); "
+            "run `editqueue reconcile` once the broker is reachable"
+        ) from exc
 
 
 def _request(index: int, turn: TurnSpec, images: list[BlobRef]) -> TurnRequest:
@@ -145,7 +157,7 @@ def append_turn(services: Services, sid: str, turn: TurnSpec, base_dir: Path) ->
     while not repo.add_request(sid, _request(index, turn, images)):
         index += 1  # another append took this index first
     if repo.is_committed(sid, index - 1):
-        services.enqueuer.enqueue_turn(sid, index)
+        enqueue(services, sid, index)
     return index
 
 
@@ -188,7 +200,7 @@ def retry_turn(
     services.repo.replace_request(sid, request.model_copy(update=update))
     services.repo.clear_failure(sid, index)
     services.coord.clear_live(sid, index)
-    services.enqueuer.enqueue_turn(sid, index)
+    enqueue(services, sid, index)
     return index
 
 
@@ -244,7 +256,7 @@ def reconcile(services: Services) -> int:
         live = services.coord.live(sid)
         due = {n: t.due_at for n, t in live.items() if t.due_at is not None}
         for index in due_turns(snap, time.time(), due):
-            services.enqueuer.enqueue_turn(sid, index)
+            enqueue(services, sid, index)
             enqueued += 1
     return enqueued
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import pytest
 
 from producer import api
 from producer.specs import LoadedSpec
-from shared.errors import InvalidSpec, InvalidState, UnknownSession
+from shared.errors import InvalidSpec, InvalidState, StorageUnavailable, UnknownSession
 from shared.models import SessionSpec, SessionState, TurnSpec, TurnState
 from shared.runtime import Services
 from shared.storage import MemoryStore
@@ -18,6 +19,7 @@ from tests.producer.conftest import (
     commit_turn,
     fail_turn,
     jpeg_bytes,
+    make_services,
     png_bytes,
     spec_of,
 )
@@ -312,3 +314,23 @@ def test_export_writes_the_stored_image_bytes(services: Services, tmp_path: Path
     api.export(services, sid, tmp_path / "out")
 
     assert (tmp_path / "out" / "turn_01.jpg").read_bytes() == data
+
+
+class BrokerDown:
+    def enqueue_turn(
+        self, sid: str, index: int, *, attempt: int = 1, countdown_s: float = 0
+    ) -> None:
+        raise ConnectionRefusedError("Connection refused")
+
+
+def test_a_broker_failure_after_writing_says_the_turn_is_stored_and_how_to_resume(
+    tmp_path: Path,
+) -> None:
+    services = make_services(tmp_path)
+    services = dataclasses.replace(services, enqueuer=BrokerDown())
+
+    with pytest.raises(StorageUnavailable, match="editqueue reconcile") as caught:
+        api.submit_session(services, spec_of("a", session_id="kept"), base_dir=tmp_path)
+
+    assert "kept turn 1 is stored but not queued" in str(caught.value)
+    assert services.repo.request("kept", 1) is not None
