@@ -86,6 +86,11 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
         if reply.delay_s > 0:
             self.app.stopping.wait(reply.delay_s)
+        if reply.mode == "normal":
+            # Record before sending, so a client that has its answer also sees it in the stats.
+            self.app.stats.finish(record, reply.outcome, reply.status, reply.generation)
+            self._perform(reply)
+            return
         status = self._perform(reply)
         self.app.stats.finish(record, reply.outcome, status, reply.generation)
 

@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from kombu.exceptions import KombuError
 from ulid import ULID
 
 from producer.checks import (
@@ -114,7 +113,7 @@ def enqueue(services: Services, sid: str, index: int) -> None:
     """Queue turn `index`; if the broker fails, say that the store has it and how to resume."""
     try:
         services.enqueuer.enqueue_turn(sid, index)
-    except (EditQueueError, KombuError, OSError) as exc:  # the adapter passes kombu's errors on
+    except EditQueueError as exc:
         raise StorageUnavailable(
             f"session {sid} turn {index} is stored but not queued ({exc}); "
             "run `editqueue reconcile` once the broker is reachable"

@@ -4,18 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlparse
 
 from pydantic import ValidationError
 
 from shared.config import Settings, load_settings
-from shared.coordination import MemoryCoordinator
 from shared.errors import InvalidSpec
 from shared.runtime import Services, build_services
-
-# A broker that lives in one process (tests, looking at an embedded run's store): no Redis to
-# hold live turn state, so status shows what the store says.
-LOCAL_BROKER_SCHEMES = ("memory",)
 
 
 @dataclass
@@ -34,12 +28,8 @@ class CliState:
     def get_services(self) -> Services:
         """Store, broker, coordinator and API client from the settings, built once."""
         if self.services is None:
-            settings = self.get_settings()
-            local = urlparse(settings.broker_url).scheme in LOCAL_BROKER_SCHEMES
             try:
-                self.services = build_services(
-                    settings, coord=MemoryCoordinator() if local else None
-                )
+                self.services = build_services(self.get_settings())
             except ValueError as exc:  # e.g. a broker URL redis-py cannot parse
                 raise InvalidSpec(f"EDITQUEUE_BROKER_URL: {exc}") from None
         return self.services

@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from tqdm import tqdm  # type: ignore[import-untyped]  # no stubs in the dev extras
+from tqdm import tqdm
 
 from shared.models import SessionState, SessionStatus, TurnState
 

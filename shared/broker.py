@@ -8,8 +8,10 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from celery import Celery
+from kombu.exceptions import KombuError
 
 from shared.config import Settings
+from shared.errors import BrokerUnavailable
 
 TASK_RUN_TURN = "editqueue.run_turn"
 QUEUE_TURNS = "editqueue.turns"
@@ -80,6 +82,12 @@ class CeleryEnqueuer:
     def enqueue_turn(
         self, sid: str, index: int, *, attempt: int = 1, countdown_s: float = 0
     ) -> None:
+        try:
+            self._send(sid, index, attempt, countdown_s)
+        except (KombuError, OSError) as exc:
+            raise BrokerUnavailable(f"cannot queue turn {index} of {sid}: {exc}") from exc
+
+    def _send(self, sid: str, index: int, attempt: int, countdown_s: float) -> None:
         self.app.send_task(
             TASK_RUN_TURN,
             args=[sid, index],

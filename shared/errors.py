@@ -83,6 +83,12 @@ class StorageUnavailable(TransientError):
     kind = "storage"
 
 
+class BrokerUnavailable(TransientError):
+    """The broker (Redis) refused or dropped the connection while sending a task."""
+
+    kind = "broker"
+
+
 class LeaseHeld(TransientError):
     """Another delivery of the same turn holds its lease."""
 

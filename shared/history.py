@@ -123,7 +123,8 @@ def estimate_tokens(
     index: int,
 ) -> int:
     """Prompt tokens of turn `index` plus the image it will return, by the model's tables."""
-    default_size = profile.image_sizes[min(1, len(profile.image_sizes) - 1)]
+    # The API's default when a call names no size is 1K.
+    default_size = "1K" if "1K" in profile.image_sizes else profile.image_sizes[0]
 
     def image_tokens(n: int) -> int:
         size = effective_size(record, requests[n])[1] or default_size

@@ -14,7 +14,7 @@ from pathlib import Path
 from shared.blobcache import BlobCache
 from shared.broker import CeleryEnqueuer, Enqueuer, make_celery
 from shared.config import Settings, load_settings
-from shared.coordination import Coordinator
+from shared.coordination import Coordinator, MemoryCoordinator
 from shared.gemini import GeminiClient, HttpGeminiClient
 from shared.sessions import SessionRepository
 from shared.storage import ObjectStore, open_store
@@ -38,6 +38,15 @@ def blob_cache_for(settings: Settings, store: ObjectStore) -> BlobCache:
     return BlobCache(store, Path(directory))
 
 
+def coordinator_for(settings: Settings) -> Coordinator:
+    """Redis for a Redis broker; in-process state for `memory://` (one process, no Redis)."""
+    if settings.broker_url.startswith("memory://"):
+        return MemoryCoordinator()
+    from shared.redis_state import RedisCoordinator  # redis-py loads only for Redis users
+
+    return RedisCoordinator(settings.broker_url)
+
+
 def build_services(
     settings: Settings,
     *,
@@ -48,10 +57,7 @@ def build_services(
 ) -> Services:
     """Real services from the settings; any of them can be replaced (tests, embedded mode)."""
     store = store or open_store(settings)
-    if coord is None:
-        from shared.redis_state import RedisCoordinator
-
-        coord = RedisCoordinator(settings.broker_url)
+    coord = coord or coordinator_for(settings)
     return Services(
         settings=settings,
         repo=SessionRepository(store),

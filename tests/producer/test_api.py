@@ -10,7 +10,13 @@ import pytest
 
 from producer import api
 from producer.specs import LoadedSpec
-from shared.errors import InvalidSpec, InvalidState, StorageUnavailable, UnknownSession
+from shared.errors import (
+    BrokerUnavailable,
+    InvalidSpec,
+    InvalidState,
+    StorageUnavailable,
+    UnknownSession,
+)
 from shared.models import SessionSpec, SessionState, TurnSpec, TurnState
 from shared.runtime import Services
 from shared.storage import MemoryStore
@@ -320,7 +326,7 @@ class BrokerDown:
     def enqueue_turn(
         self, sid: str, index: int, *, attempt: int = 1, countdown_s: float = 0
     ) -> None:
-        raise ConnectionRefusedError("Connection refused")
+        raise BrokerUnavailable("cannot queue: Connection refused")
 
 
 def test_a_broker_failure_after_writing_says_the_turn_is_stored_and_how_to_resume(
