@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import tempfile
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from shared.blobcache import BlobCache
 from shared.broker import CeleryEnqueuer, Enqueuer, make_celery
 from shared.config import Settings, load_settings
 from shared.coordination import Coordinator, MemoryCoordinator
+from shared.events import EventSink, NullSink
 from shared.gemini import GeminiClient, HttpGeminiClient
 from shared.sessions import SessionRepository
 from shared.storage import ObjectStore, open_store
@@ -30,6 +31,7 @@ class Services:
     enqueuer: Enqueuer
     api: GeminiClient
     blobs: BlobCache
+    events: EventSink = field(default_factory=NullSink)
 
 
 def blob_cache_for(settings: Settings, store: ObjectStore) -> BlobCache:

@@ -13,8 +13,9 @@ from shared.backoff import backoff_s
 from shared.catalog import profile_for
 from shared.coordination import LiveTurn
 from shared.errors import EditQueueError, NoImage, PermanentError, RateLimited, TransientError
+from shared.events import Event, EventKind, make_event
 from shared.history import check_fits, estimate_tokens, request_payload
-from shared.models import ErrorInfo, FailureRecord, TurnState
+from shared.models import ErrorInfo, FailureRecord, TurnResult, TurnState
 from shared.request_body import StreamingBody
 from shared.responses import ApiResponse, ReturnedPart, check_response, redact
 from shared.runtime import Services
@@ -62,7 +63,7 @@ class TurnRunner:
         """Steps 1-8: skip what is done, lease, call, commit, chain."""
         repo = self.services.repo
         if repo.is_committed(sid, index):
-            self.chain_next(sid, index)
+            self._after_commit(sid, index)
             return Outcome.ALREADY_DONE
         if repo.is_cancelled(sid):
             self.services.coord.clear_live(sid, index)
@@ -87,7 +88,7 @@ class TurnRunner:
         snap = self.services.repo.snapshot(sid)
         request = snap.requests.get(index)
         if index in snap.results:
-            self.chain_next(sid, index)
+            self._after_commit(sid, index, snap.results[index])
             return Outcome.ALREADY_DONE
         if request is None:
             return Outcome.NO_REQUEST
@@ -134,16 +135,40 @@ class TurnRunner:
             now=datetime.now(UTC),
             price_overrides=self.services.settings.price_overrides,
         )
-        _, won = self.services.repo.commit_result(sid, result)
+        winner, won = self.services.repo.commit_result(sid, result)
         self.services.coord.clear_live(sid, index)
         log.info("turn %s/%d %s (attempt %d)", sid, index, "committed" if won else "dup", attempt)
-        self.chain_next(sid, index)
+        self._after_commit(sid, index, winner)
         return Outcome.COMMITTED if won else Outcome.DUPLICATE
 
-    def chain_next(self, sid: str, index: int) -> None:
-        """Step 8: enqueue turn n+1 if it is requested (the appender checks from its side too)."""
-        if self.services.repo.request(sid, index + 1) is not None:
-            self.services.enqueuer.enqueue_turn(sid, index + 1)
+    def _after_commit(self, sid: str, index: int, result: TurnResult | None = None) -> None:
+        """Step 8 (also for redeliveries, in case the first delivery died right after commit)."""
+        has_next = self.chain_next(sid, index)
+        result = result or self.services.repo.result(sid, index)
+        if result is None:
+            return
+        data = {
+            "state": "succeeded",
+            "image": result.image.model_dump(),
+            "cost_usd": result.cost_usd,
+        }
+        now = datetime.now(UTC)
+        self._emit(make_event(EventKind.TURN_SUCCEEDED, sid, now, turn=index, data=data))
+        if not has_next:
+            self._emit(make_event(EventKind.SESSION_COMPLETED, sid, now, turn=index))
+
+    def chain_next(self, sid: str, index: int) -> bool:
+        """Enqueue turn n+1 if it is requested (the appender checks from its side too)."""
+        if self.services.repo.request(sid, index + 1) is None:
+            return False
+        self.services.enqueuer.enqueue_turn(sid, index + 1)
+        return True
+
+    def _emit(self, event: Event) -> None:
+        try:
+            self.services.events.emit(event)
+        except Exception:  # an event problem must never fail or block a turn
+            log.exception("could not emit %s for %s", event.kind, event.session_id)
 
     def _after_transient(
         self, sid: str, index: int, attempt: int, exc: TransientError, revision: int
@@ -184,6 +209,12 @@ class TurnRunner:
         self.services.repo.record_failure(sid, failure)
         self.services.coord.clear_live(sid, index)
         log.warning("turn %s/%d failed: %s", sid, index, failure.error.message)
+        data = {"state": "failed", "error": failure.error.model_dump(), "attempts": attempt}
+        for kind in (EventKind.TURN_FAILED, EventKind.SESSION_FAILED):
+            event = make_event(
+                kind, sid, failure.failed_at, turn=index, revision=revision, data=data
+            )
+            self._emit(event)
         return Outcome.FAILED
 
     def _live(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import random
 from pathlib import Path
@@ -204,3 +205,37 @@ def test_history_too_large_for_the_model_fails_before_calling(tmp_path: Path) ->
     failure = world.repo.failure(sid, 1)
     assert failure is not None and failure.error.kind == "history_too_large"
     assert world.api.calls == 0
+
+
+def test_events_name_each_committed_turn_and_the_completed_session_once(tmp_path: Path) -> None:
+    from shared.events import MemorySink
+
+    world = make_world(tmp_path, [answer(jpeg()), answer(jpeg((5, 5, 5)))])
+    sink = MemorySink()
+    world.services = dataclasses.replace(world.services, events=sink)
+    sid = world.session(["a", "b"])
+    runner(world).run(sid, 1, attempt=1)
+    runner(world).run(sid, 2, attempt=1)
+    runner(world, owner="redelivery").run(sid, 2, attempt=1)  # a duplicate re-emits, same ids
+
+    kinds = [(e.kind.value, e.turn) for e in sink.events]
+    assert kinds == [
+        ("turn.succeeded", 1),
+        ("turn.succeeded", 2),
+        ("session.completed", 2),
+        ("turn.succeeded", 2),
+        ("session.completed", 2),
+    ]
+    assert len({e.event_id for e in sink.events}) == 3
+
+
+def test_failed_turn_emits_turn_failed_and_session_failed(tmp_path: Path) -> None:
+    from shared.events import MemorySink
+
+    world = make_world(tmp_path, [Blocked("blocked: SAFETY")])
+    sink = MemorySink()
+    world.services = dataclasses.replace(world.services, events=sink)
+    sid = world.session(["a"])
+    runner(world).run(sid, 1, attempt=1)
+    assert [e.kind.value for e in sink.events] == ["turn.failed", "session.failed"]
+    assert sink.events[0].data["error"]["kind"] == "blocked"
