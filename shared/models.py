@@ -148,6 +148,8 @@ class SessionRecord(Strict):
     budget_usd: float | None = None
     batch_id: str | None = None
     forked_from: str | None = None
+    tenant: str | None = None  # owner when submitted through the HTTP API
+    webhook_url: str | None = None  # where session events are POSTed (signed)
     created_at: datetime
 
 
