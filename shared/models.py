@@ -153,6 +153,18 @@ class SessionRecord(Strict):
     created_at: datetime
 
 
+class BatchRecord(Strict):
+    """`batches/{batch_id}/batch.json`: the sessions submitted together and their shared budget.
+
+    Rewritten only to raise or lower the budget (`editqueue budget BATCH --usd Y`).
+    """
+
+    batch_id: str
+    session_ids: list[str]
+    budget_usd: float | None = Field(default=None, ge=0)
+    created_at: datetime
+
+
 class TurnRequest(Strict):
     """`turns/{n}/request.json`: the user turn and its per-turn overrides."""
 

@@ -9,12 +9,18 @@ from typing import TypeVar
 from pydantic import BaseModel
 
 from shared.errors import ObjectNotFound, UnknownSession
-from shared.models import FailureRecord, SessionRecord, TurnRequest, TurnResult
+from shared.models import BatchRecord, FailureRecord, SessionRecord, TurnRequest, TurnResult
 from shared.storage import ObjectStore
 
 M = TypeVar("M", bound=BaseModel)
 
 SESSIONS = "sessions/"
+BATCHES = "batches/"
+
+
+def batch_key(batch_id: str) -> str:
+    """Key of a batch's manifest."""
+    return f"{BATCHES}{batch_id}/batch.json"
 
 
 def session_key(sid: str) -> str:
@@ -126,6 +132,21 @@ class SessionRepository:
     def is_cancelled(self, sid: str) -> bool:
         """True when the cancel marker exists."""
         return self.store.exists(cancel_key(sid))
+
+    def create_batch(self, batch: BatchRecord) -> bool:
+        """Write a batch manifest; False when the batch id is taken."""
+        return self.store.put_if_absent(batch_key(batch.batch_id), _dump(batch))
+
+    def save_batch(self, batch: BatchRecord) -> None:
+        """Replace a batch manifest (a budget change)."""
+        self.store.put(batch_key(batch.batch_id), _dump(batch))
+
+    def batch(self, batch_id: str) -> BatchRecord:
+        """A batch's manifest; UnknownSession-style error when it does not exist."""
+        record = self._read(batch_key(batch_id), BatchRecord)
+        if record is None:
+            raise UnknownSession(f"batch {batch_id} does not exist")
+        return record
 
     def session_ids(self) -> Iterator[str]:
         """Every session id in the store, in key order."""
