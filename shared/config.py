@@ -43,6 +43,13 @@ class Settings(BaseSettings):
     no_image_attempts: int = Field(default=DEFAULT_NO_IMAGE_ATTEMPTS, ge=1)
     blob_cache_dir: str = Field(default="", description="local blob cache; empty = temp dir")
     price_overrides: dict[str, dict[str, float]] = Field(default_factory=dict)
+    rate_limit: str | None = None  # the limits library's notation, e.g. "60/minute"
+    max_inflight: int | None = Field(default=None, ge=1)
+    reconcile_stale_s: float = Field(default=3600.0, gt=0)
+    sweep_interval_s: float = Field(default=10.0, gt=0)
+    reconcile_interval_s: float = Field(default=300.0, gt=0)
+    outage_park_s: float = Field(default=300.0, gt=0)
+    max_parks: int = Field(default=12, ge=0)
     backoff_base_s: float = Field(default=2.0, gt=0)
     backoff_max_s: float = Field(default=60.0, gt=0)
 

@@ -60,6 +60,26 @@ class Coordinator(Protocol):
         """Every session the index knows."""
         ...
 
+    def index_park(self, sid: str, index: int, due_at: float) -> None:
+        """Remember that turn n is parked until `due_at` (the sweep looks here first)."""
+        ...
+
+    def due_parks(self, now: float, limit: int) -> list[tuple[str, int]]:
+        """Parked turns whose time has come, oldest first."""
+        ...
+
+    def drop_park(self, sid: str, index: int) -> None:
+        """Forget a parked turn in the index."""
+        ...
+
+    def has_epoch(self) -> bool:
+        """False when the coordination state was lost (a wiped or new Redis)."""
+        ...
+
+    def mark_epoch(self) -> None:
+        """Record that a full reconcile rebuilt the coordination state."""
+        ...
+
 
 class MemoryCoordinator:
     """In-process twin of the Redis coordinator (threads share it; processes do not)."""
@@ -69,6 +89,8 @@ class MemoryCoordinator:
         self._leases: dict[str, tuple[str, float]] = {}
         self._live: dict[str, dict[int, LiveTurn]] = {}
         self._sessions: set[str] = set()
+        self._parks: dict[tuple[str, int], float] = {}
+        self._epoch = False
 
     def acquire_lease(self, key: str, owner: str, ttl_s: float) -> bool:
         now = time.monotonic()
@@ -103,3 +125,22 @@ class MemoryCoordinator:
     def tracked_sessions(self) -> list[str]:
         with self._lock:
             return sorted(self._sessions)
+
+    def index_park(self, sid: str, index: int, due_at: float) -> None:
+        with self._lock:
+            self._parks[(sid, index)] = due_at
+
+    def due_parks(self, now: float, limit: int) -> list[tuple[str, int]]:
+        with self._lock:
+            due = sorted((at, key) for key, at in self._parks.items() if at <= now)
+        return [key for _, key in due[:limit]]
+
+    def drop_park(self, sid: str, index: int) -> None:
+        with self._lock:
+            self._parks.pop((sid, index), None)
+
+    def has_epoch(self) -> bool:
+        return self._epoch
+
+    def mark_epoch(self) -> None:
+        self._epoch = True

@@ -234,6 +234,21 @@ class FailureRecord(Strict):
     failed_at: datetime
 
 
+class ParkRecord(Strict):
+    """`turns/{n}/parked.json`: a turn waiting longer than the broker may hold a countdown.
+
+    Replaced each time the turn is parked again; the sweep re-enqueues it once `due_at` passes.
+    """
+
+    index: int = Field(ge=1)
+    reason: str  # retry_delay | daily_quota | outage | budget
+    due_at: float  # unix seconds
+    attempt: int = Field(ge=1)  # the attempt to run when it comes back
+    parks: int = Field(default=1, ge=1)  # how many times this request was parked
+    request_revision: int = 1
+    error: ErrorInfo | None = None
+
+
 class TurnStatus(Strict):
     """One turn in the status document."""
 
@@ -248,6 +263,7 @@ class TurnStatus(Strict):
     cost_usd: float = 0.0
     prompt: str = ""
     waiting_reason: str | None = None
+    due_at: float | None = None
 
 
 class SessionStatus(Strict):

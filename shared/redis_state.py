@@ -71,3 +71,23 @@ class RedisCoordinator:
             return op()
         except redis.RedisError as exc:
             raise StorageUnavailable(f"redis: {exc}") from exc
+
+    def index_park(self, sid: str, index: int, due_at: float) -> None:
+        self._call(lambda: self.client.zadd(f"{PREFIX}parked", {f"{sid}|{index}": due_at}))
+
+    def due_parks(self, now: float, limit: int) -> list[tuple[str, int]]:
+        key = f"{PREFIX}parked"
+        raw = self._call(
+            lambda: cast(list[bytes], self.client.zrangebyscore(key, "-inf", now, 0, limit))
+        )
+        members = (m.decode().rsplit("|", 1) for m in raw)
+        return [(sid, int(index)) for sid, index in members]
+
+    def drop_park(self, sid: str, index: int) -> None:
+        self._call(lambda: self.client.zrem(f"{PREFIX}parked", f"{sid}|{index}"))
+
+    def has_epoch(self) -> bool:
+        return bool(self._call(lambda: self.client.exists(f"{PREFIX}epoch")))
+
+    def mark_epoch(self) -> None:
+        self._call(lambda: self.client.set(f"{PREFIX}epoch", "1"))

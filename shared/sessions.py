@@ -9,7 +9,14 @@ from typing import TypeVar
 from pydantic import BaseModel
 
 from shared.errors import ObjectNotFound, UnknownSession
-from shared.models import BatchRecord, FailureRecord, SessionRecord, TurnRequest, TurnResult
+from shared.models import (
+    BatchRecord,
+    FailureRecord,
+    ParkRecord,
+    SessionRecord,
+    TurnRequest,
+    TurnResult,
+)
 from shared.storage import ObjectStore
 
 M = TypeVar("M", bound=BaseModel)
@@ -50,6 +57,7 @@ class SessionSnapshot:
     requests: dict[int, TurnRequest] = field(default_factory=dict)
     results: dict[int, TurnResult] = field(default_factory=dict)
     failures: dict[int, FailureRecord] = field(default_factory=dict)
+    parked: dict[int, ParkRecord] = field(default_factory=dict)
     cancelled: bool = False
 
     @property
@@ -125,6 +133,18 @@ class SessionRepository:
         """Remove turn n's failure record before a manual retry."""
         self.store.delete(turn_key(sid, index, "failure.json"))
 
+    def park(self, sid: str, park: ParkRecord) -> None:
+        """Record that turn n waits until `park.due_at` (replaces an earlier park)."""
+        self.store.put(turn_key(sid, park.index, "parked.json"), _dump(park))
+
+    def parked(self, sid: str, index: int) -> ParkRecord | None:
+        """Turn n's park record, or None."""
+        return self._read(turn_key(sid, index, "parked.json"), ParkRecord)
+
+    def unpark(self, sid: str, index: int) -> None:
+        """Forget turn n's park record (it was re-enqueued, committed or failed)."""
+        self.store.delete(turn_key(sid, index, "parked.json"))
+
     def cancel(self, sid: str) -> None:
         """Mark the session cancelled: workers stop before the next API call."""
         self.store.put(cancel_key(sid), b"")
@@ -176,3 +196,5 @@ class SessionRepository:
             snap.results[index] = res
         elif name == "failure.json" and (fail := self.failure(sid, index)):
             snap.failures[index] = fail
+        elif name == "parked.json" and (park := self.parked(sid, index)):
+            snap.parked[index] = park

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from shared.coordination import LiveTurn
-from shared.models import SessionState, SessionStatus, TurnState, TurnStatus
+from shared.models import ParkRecord, SessionState, SessionStatus, TurnState, TurnStatus
 from shared.sessions import SessionSnapshot
 
 
@@ -11,6 +11,14 @@ def _current_failure(snap: SessionSnapshot, index: int) -> bool:
     failure = snap.failures.get(index)
     request = snap.requests.get(index)
     return bool(failure and request and failure.request_revision == request.revision)
+
+
+def _current_park(snap: SessionSnapshot, index: int) -> ParkRecord | None:
+    park = snap.parked.get(index)
+    request = snap.requests.get(index)
+    if park and request and park.request_revision == request.revision:
+        return park
+    return None
 
 
 def turn_state(snap: SessionSnapshot, index: int, live: LiveTurn | None) -> TurnState:
@@ -21,6 +29,8 @@ def turn_state(snap: SessionSnapshot, index: int, live: LiveTurn | None) -> Turn
         return TurnState.FAILED
     if snap.cancelled:
         return TurnState.CANCELLED
+    if _current_park(snap, index) is not None:
+        return TurnState.WAITING
     if live is not None:
         return live.state
     predecessor_done = index == 1 or (index - 1) in snap.results
@@ -45,13 +55,33 @@ def turn_status(snap: SessionSnapshot, index: int, live: LiveTurn | None) -> Tur
             prompt=request.prompt,
         )
     failure = snap.failures.get(index) if state is TurnState.FAILED else None
+    park = _current_park(snap, index) if state is TurnState.WAITING else None
+    if failure is not None:
+        return TurnStatus(
+            index=index,
+            state=state,
+            attempts=failure.attempts,
+            error=failure.error,
+            prompt=request.prompt,
+        )
+    if park is not None:
+        return TurnStatus(
+            index=index,
+            state=state,
+            attempts=park.attempt - 1,
+            error=park.error,
+            prompt=request.prompt,
+            waiting_reason=park.reason,
+            due_at=park.due_at,
+        )
     return TurnStatus(
         index=index,
         state=state,
-        attempts=failure.attempts if failure else (live.attempts if live else 0),
-        error=failure.error if failure else (live.error if live else None),
+        attempts=live.attempts if live else 0,
+        error=live.error if live else None,
         prompt=request.prompt,
         waiting_reason=live.reason if live and state is TurnState.WAITING else None,
+        due_at=live.due_at if live else None,
     )
 
 

@@ -1,0 +1,33 @@
+"""Putting a turn on the queue: mark it queued in the live index, then send its ids."""
+
+from __future__ import annotations
+
+import time
+
+from shared.coordination import LiveTurn
+from shared.models import ErrorInfo, TurnState
+from shared.runtime import Services
+
+
+def dispatch(
+    services: Services,
+    sid: str,
+    index: int,
+    *,
+    attempt: int = 1,
+    countdown_s: float = 0.0,
+    error: ErrorInfo | None = None,
+    reason: str | None = None,
+) -> None:
+    """Queue `run_turn(sid, index)`; the live entry lets reconcile tell queued from lost."""
+    now = time.time()
+    live = LiveTurn(
+        state=TurnState.QUEUED,
+        attempts=attempt - 1,
+        error=error,
+        reason=reason,
+        due_at=now + countdown_s if countdown_s else None,
+        updated_at=now,
+    )
+    services.coord.set_live(sid, index, live)
+    services.enqueuer.enqueue_turn(sid, index, attempt=attempt, countdown_s=countdown_s)

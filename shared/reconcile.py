@@ -1,0 +1,100 @@
+"""S3 is the truth: find every turn that should be on the queue and is not, and put it there.
+
+Used by `editqueue reconcile`, by the workers' periodic sweep, and after Redis lost its memory.
+Idempotent: a turn with a fresh live entry (queued, running, waiting) is left alone.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from shared.coordination import LiveTurn
+from shared.dispatch import dispatch
+from shared.models import ParkRecord, TurnState
+from shared.runtime import Services
+from shared.sessions import SessionSnapshot
+from shared.status import turn_state
+
+log = logging.getLogger("editqueue.reconcile")
+BUDGET_REASON = "budget"
+
+
+def current_park(snap: SessionSnapshot, index: int) -> ParkRecord | None:
+    """Turn n's park record if it belongs to the turn's current request revision."""
+    park = snap.parked.get(index)
+    request = snap.requests.get(index)
+    if park and request and park.request_revision == request.revision:
+        return park
+    return None
+
+
+def _fresh(live: LiveTurn | None, now: float, stale_after_s: float) -> bool:
+    return live is not None and now - live.updated_at < stale_after_s
+
+
+def due_turns(
+    snap: SessionSnapshot,
+    live: dict[int, LiveTurn],
+    now: float,
+    *,
+    stale_after_s: float,
+    include_budget: bool = False,
+) -> list[tuple[int, int]]:
+    """(index, attempt) of every turn to enqueue now: unqueued-but-due, or parked-and-due."""
+    due: list[tuple[int, int]] = []
+    for index in sorted(snap.requests):
+        state = turn_state(snap, index, None)
+        park = current_park(snap, index)
+        if park is not None and not snap.cancelled and index not in snap.results:
+            budget_release = include_budget and park.reason == BUDGET_REASON
+            if park.due_at <= now or budget_release:
+                due.append((index, park.attempt))
+        elif state is TurnState.QUEUED and not _fresh(live.get(index), now, stale_after_s):
+            due.append((index, 1))
+    return due
+
+
+def reconcile_session(
+    services: Services, sid: str, now: float, *, include_budget: bool = False
+) -> int:
+    """Rebuild one session's index entries and enqueue what is due; returns how many."""
+    snap = services.repo.snapshot(sid)
+    services.coord.track_session(sid)
+    for index in snap.parked:
+        park = current_park(snap, index)
+        if park is not None:
+            services.coord.index_park(sid, index, park.due_at)
+    live = services.coord.live(sid)
+    stale_after_s = services.settings.reconcile_stale_s
+    found = due_turns(snap, live, now, stale_after_s=stale_after_s, include_budget=include_budget)
+    for index, attempt in found:
+        dispatch(services, sid, index, attempt=attempt)
+        if index in snap.parked:
+            services.repo.unpark(sid, index)
+            services.coord.drop_park(sid, index)
+    return len(found)
+
+
+def reconcile(services: Services, now: float, *, include_budget: bool = False) -> int:
+    """Reconcile every session in the store; returns how many turns were enqueued."""
+    total = 0
+    for sid in services.repo.session_ids():
+        total += reconcile_session(services, sid, now, include_budget=include_budget)
+    services.coord.mark_epoch()
+    log.info("reconcile: %d turn(s) enqueued", total)
+    return total
+
+
+def sweep_parked(services: Services, now: float, limit: int = 200) -> int:
+    """Enqueue parked turns whose time has come (from the index); returns how many."""
+    count = 0
+    for sid, index in services.coord.due_parks(now, limit):
+        snap = services.repo.snapshot(sid)
+        park = current_park(snap, index)
+        if park is not None and park.due_at <= now and index not in snap.results:
+            if not snap.cancelled:
+                dispatch(services, sid, index, attempt=park.attempt)
+                count += 1
+            services.repo.unpark(sid, index)
+        services.coord.drop_park(sid, index)
+    return count
