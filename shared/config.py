@@ -18,6 +18,9 @@ DEFAULT_MAX_ATTEMPTS = 6
 DEFAULT_NO_IMAGE_ATTEMPTS = 3
 # Time a turn may spend outside the API call (history download, blob upload, commit).
 TASK_MARGIN_S = 10.0
+# An HTTP request body above this is refused (413) before it is parsed: one 20 MB reference
+# image in base64 (~27 MB) plus the rest of the spec fits.
+DEFAULT_API_MAX_BODY_BYTES = 40 * 1024 * 1024
 
 
 class Settings(BaseSettings):
@@ -52,6 +55,11 @@ class Settings(BaseSettings):
     max_parks: int = Field(default=12, ge=0)
     backoff_base_s: float = Field(default=2.0, gt=0)
     backoff_max_s: float = Field(default=60.0, gt=0)
+    # HTTP API (`editqueue api`) and webhooks
+    api_tokens: SecretStr | None = Field(default=None, description="token=tenant,... (bearer)")
+    api_max_body_bytes: int = Field(default=DEFAULT_API_MAX_BODY_BYTES, gt=0)
+    api_presign_images: bool = Field(default=True, description="redirect image GETs to S3")
+    webhook_secret: SecretStr | None = Field(default=None, description="whsec_<base64>")
 
     @property
     def longest_task_s(self) -> float:
