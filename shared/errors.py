@@ -96,9 +96,13 @@ class LeaseHeld(TransientError):
 
 
 class NoToken(TransientError):
-    """The global rate limiter has no token for this call right now."""
+    """The fleet's rate limit or in-flight cap has no room for this call for `wait_s`."""
 
     kind = "no_token"
+
+    def __init__(self, message: str, *, wait_s: float) -> None:
+        super().__init__(message)
+        self.wait_s = wait_s
 
 
 # --- permanent leaves -------------------------------------------------------------------------

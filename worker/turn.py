@@ -9,22 +9,25 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from shared.backoff import backoff_s
 from shared.catalog import profile_for
-from shared.coordination import LiveTurn
-from shared.errors import EditQueueError, NoImage, PermanentError, RateLimited, TransientError
-from shared.events import Event, EventKind, make_event
-from shared.history import check_fits, estimate_tokens, request_payload
-from shared.models import ErrorInfo, FailureRecord, TurnResult, TurnState
+from shared.cost import turn_cost_usd
+from shared.errors import NoToken, PermanentError, TransientError
+from shared.events import EventKind, make_event
+from shared.history import check_fits, effective_size, estimate_tokens, request_payload
+from shared.models import TurnResult
 from shared.request_body import StreamingBody
-from shared.responses import ApiResponse, ReturnedPart, check_response, redact
+from shared.responses import ApiResponse, ReturnedPart, check_response
 from shared.runtime import Services
 from shared.sessions import SessionSnapshot
+from worker.effects import TurnEffects
 from worker.results import build_result
+from worker.retry_plan import GiveUp, Park, Requeue, plan_retry
+from worker.spend import BudgetHold, budget_scopes
 
 log = logging.getLogger("editqueue.turn")
 
 BUSY_RETRY_S = 5.0
+BUDGET_RECHECK_S = 900.0
 
 
 class Outcome(StrEnum):
@@ -38,12 +41,21 @@ class Outcome(StrEnum):
     CANCELLED = "cancelled"
     FAILED = "failed"
     RETRY = "retry"
+    PARKED = "parked"
+    THROTTLED = "throttled"  # the fleet's rate limit or in-flight cap said wait
     BUSY = "busy"
 
 
-def error_info(exc: EditQueueError, secret: str | None) -> ErrorInfo:
-    """What the status shows of an error, with the API key scrubbed."""
-    return ErrorInfo(kind=exc.kind, status=exc.status, message=redact(exc.message, secret))
+class _Cancelled(PermanentError):
+    """The session was cancelled while the turn was being prepared."""
+
+    kind = "cancelled"
+
+
+class _OverBudget(PermanentError):
+    """The turn's price would pass a budget; it waits for the budget to be raised."""
+
+    kind = "budget"
 
 
 @dataclass
@@ -54,16 +66,11 @@ class TurnRunner:
     owner: str
     rng: random.Random = field(default_factory=random.Random)
 
-    @property
-    def _secret(self) -> str | None:
-        key = self.services.settings.api_key
-        return key.get_secret_value() if key else None
-
     def run(self, sid: str, index: int, attempt: int) -> Outcome:
-        """Steps 1-8: skip what is done, lease, call, commit, chain."""
+        """Steps 1-3: skip what is done or not ready, then run under the turn's lease."""
         repo = self.services.repo
         if repo.is_committed(sid, index):
-            self._after_commit(sid, index)
+            self._after_commit(sid, index, redelivered=True)
             return Outcome.ALREADY_DONE
         if repo.is_cancelled(sid):
             self.services.coord.clear_live(sid, index)
@@ -72,49 +79,93 @@ class TurnRunner:
             return Outcome.NOT_READY
         lease = f"{sid}:{index}"
         # Outlives a healthy attempt; a crashed holder's lease expires before redelivery.
-        ttl = self.services.settings.longest_task_s
-        if not self.services.coord.acquire_lease(lease, self.owner, ttl):
-            # Another delivery runs it; come back in case that holder has died.
-            self.services.enqueuer.enqueue_turn(
-                sid, index, attempt=attempt, countdown_s=BUSY_RETRY_S
-            )
+        if not self.services.coord.acquire_lease(lease, self.owner, self._ttl_s):
+            TurnEffects(self.services, sid, index).requeue(attempt, BUSY_RETRY_S, None, None)
             return Outcome.BUSY
         try:
             return self._attempt(sid, index, attempt)
         finally:
             self.services.coord.release_lease(lease, self.owner)
 
+    @property
+    def _ttl_s(self) -> float:
+        return self.services.settings.longest_task_s
+
     def _attempt(self, sid: str, index: int, attempt: int) -> Outcome:
+        """Steps 4-7 for a turn whose predecessor is committed."""
         snap = self.services.repo.snapshot(sid)
         request = snap.requests.get(index)
         if index in snap.results:
-            self._after_commit(sid, index, snap.results[index])
+            self._after_commit(sid, index, snap.results[index], redelivered=True)
             return Outcome.ALREADY_DONE
         if request is None:
             return Outcome.NO_REQUEST
         failure = snap.failures.get(index)
         if failure and failure.request_revision == request.revision:
             return Outcome.FAILED  # a stale redelivery of a turn that already failed
-        self._live(sid, index, TurnState.RUNNING, attempt)
+        effects = TurnEffects(self.services, sid, index)
+        effects.running(attempt)
         try:
-            response, chosen = self._call(snap, index)
+            response, chosen, hold = self._call(snap, index)
+        except NoToken as exc:
+            wait = min(self.services.settings.max_countdown_s, exc.wait_s + self.rng.random())
+            effects.requeue(attempt, wait, None, "rate_limit")
+            return Outcome.THROTTLED
+        except _OverBudget as exc:
+            parks = snap.parked[index].parks + 1 if index in snap.parked else 1
+            due = time.time() + BUDGET_RECHECK_S
+            effects.park(attempt, due, "budget", exc, request.revision, parks)
+            return Outcome.PARKED
         except TransientError as exc:
-            return self._after_transient(sid, index, attempt, exc, request.revision)
+            return self._after_transient(snap, effects, attempt, exc)
         except PermanentError as exc:
-            return self._fail(sid, index, attempt, exc, request.revision)
-        return self._commit(snap, index, attempt, response, chosen)
+            return self._fail(effects, attempt, exc, request.revision)
+        return self._commit(snap, index, attempt, response, chosen, hold)
 
-    def _call(self, snap: SessionSnapshot, index: int) -> tuple[ApiResponse, ReturnedPart]:
+    def _call(
+        self, snap: SessionSnapshot, index: int
+    ) -> tuple[ApiResponse, ReturnedPart, BudgetHold]:
+        """Step 5-6: build the streamed body, check it fits, hold the budget, pass the gate."""
         record = snap.record
         profile = profile_for(record.model)
-        payload = request_payload(record, snap.requests, snap.results, index)
-        body = StreamingBody(payload, self.services.blobs.path)
+        body = StreamingBody(
+            request_payload(record, snap.requests, snap.results, index), self.services.blobs.path
+        )
         tokens = estimate_tokens(profile, record, snap.requests, index)
         check_fits(profile, tokens, body.content_length, index)
-        if self.services.repo.is_cancelled(record.session_id):
-            raise _Cancelled(f"session {record.session_id} was cancelled")
-        response = self.services.api.generate(record.model, body)
-        return response, check_response(response)
+        size = effective_size(record, snap.requests[index])[1]
+        price = turn_cost_usd(
+            profile, size, {"promptTokenCount": tokens}, self.services.settings.price_overrides
+        )
+        hold = BudgetHold(self.services.ledger, self.owner, budget_scopes(self.services.repo, snap))
+        refused = hold.reserve(price)
+        if refused is not None:
+            raise _OverBudget(
+                f"budget {refused.name} of ${refused.limit_usd:.2f} reached; raise it with "
+                "`editqueue budget`"
+            )
+        try:
+            response = self._gated_call(record.model, record.session_id, body)
+        except BaseException:
+            hold.settle(0.0)  # not billed
+            raise
+        try:
+            return response, check_response(response), hold
+        except BaseException:
+            hold.settle(turn_cost_usd(profile, size, response.usage, {}, images=0))
+            raise
+
+    def _gated_call(self, model: str, sid: str, body: StreamingBody) -> ApiResponse:
+        gate = self.services.gate
+        wait = gate.admit(self.owner, self._ttl_s)
+        if wait is not None:
+            raise NoToken(f"call gate: wait {wait:.1f}s", wait_s=wait)
+        try:
+            if self.services.repo.is_cancelled(sid):
+                raise _Cancelled(f"session {sid} was cancelled")
+            return self.services.api.generate(model, body)
+        finally:
+            gate.release(self.owner)
 
     def _commit(
         self,
@@ -123,108 +174,111 @@ class TurnRunner:
         attempt: int,
         response: ApiResponse,
         chosen: ReturnedPart,
+        hold: BudgetHold,
     ) -> Outcome:
+        """Step 7: exact bytes to blobs, `result.json` once, then step 8."""
         sid = snap.record.session_id
-        result = build_result(
-            blobs=self.services.blobs,
-            record=snap.record,
-            request=snap.requests[index],
-            response=response,
-            chosen=chosen,
-            attempt=attempt,
-            now=datetime.now(UTC),
-            price_overrides=self.services.settings.price_overrides,
-        )
-        winner, won = self.services.repo.commit_result(sid, result)
-        self.services.coord.clear_live(sid, index)
+        try:
+            result = build_result(
+                blobs=self.services.blobs,
+                record=snap.record,
+                request=snap.requests[index],
+                response=response,
+                chosen=chosen,
+                attempt=attempt,
+                now=datetime.now(UTC),
+                price_overrides=self.services.settings.price_overrides,
+            )
+            winner, won = self.services.repo.commit_result(sid, result)
+        finally:
+            hold.settle(response_cost(snap, index, response, self.services))
+        TurnEffects(self.services, sid, index).done()
+        if index in snap.parked:
+            self.services.repo.unpark(sid, index)
         log.info("turn %s/%d %s (attempt %d)", sid, index, "committed" if won else "dup", attempt)
         self._after_commit(sid, index, winner)
         return Outcome.COMMITTED if won else Outcome.DUPLICATE
 
-    def _after_commit(self, sid: str, index: int, result: TurnResult | None = None) -> None:
+    def _after_commit(
+        self, sid: str, index: int, result: TurnResult | None = None, *, redelivered: bool = False
+    ) -> None:
         """Step 8 (also for redeliveries, in case the first delivery died right after commit)."""
-        has_next = self.chain_next(sid, index)
+        has_next = self.chain_next(sid, index, only_if_lost=redelivered)
         result = result or self.services.repo.result(sid, index)
         if result is None:
             return
+        effects = TurnEffects(self.services, sid, index)
         data = {
             "state": "succeeded",
             "image": result.image.model_dump(),
             "cost_usd": result.cost_usd,
         }
         now = datetime.now(UTC)
-        self._emit(make_event(EventKind.TURN_SUCCEEDED, sid, now, turn=index, data=data))
+        effects.emit(make_event(EventKind.TURN_SUCCEEDED, sid, now, turn=index, data=data))
         if not has_next:
-            self._emit(make_event(EventKind.SESSION_COMPLETED, sid, now, turn=index))
+            effects.emit(make_event(EventKind.SESSION_COMPLETED, sid, now, turn=index))
 
-    def chain_next(self, sid: str, index: int) -> bool:
-        """Enqueue turn n+1 if it is requested (the appender checks from its side too)."""
-        if self.services.repo.request(sid, index + 1) is None:
+    def chain_next(self, sid: str, index: int, *, only_if_lost: bool = False) -> bool:
+        """Enqueue turn n+1 if requested; True when it exists (the appender checks too).
+
+        A redelivery chains only when n+1 has no live entry and no result, so duplicates of
+        turn n do not multiply into duplicates of every later turn.
+        """
+        repo = self.services.repo
+        if repo.request(sid, index + 1) is None:
             return False
-        self.services.enqueuer.enqueue_turn(sid, index + 1)
+        if only_if_lost and (
+            index + 1 in self.services.coord.live(sid) or repo.is_committed(sid, index + 1)
+        ):
+            return True
+        TurnEffects(self.services, sid, index + 1).requeue(1, 0.0, None, None)
         return True
 
-    def _emit(self, event: Event) -> None:
-        try:
-            self.services.events.emit(event)
-        except Exception:  # an event problem must never fail or block a turn
-            log.exception("could not emit %s for %s", event.kind, event.session_id)
-
     def _after_transient(
-        self, sid: str, index: int, attempt: int, exc: TransientError, revision: int
+        self, snap: SessionSnapshot, effects: TurnEffects, attempt: int, exc: TransientError
     ) -> Outcome:
+        index = effects.index
+        revision = snap.requests[index].revision
+        parks = snap.parked[index].parks if index in snap.parked else 0
         settings = self.services.settings
-        limit = settings.no_image_attempts if isinstance(exc, NoImage) else settings.max_attempts
-        if attempt >= limit:
-            return self._fail(sid, index, attempt, exc, revision)
-        retry_after = exc.retry_after_s if isinstance(exc, RateLimited) else None
-        delay = backoff_s(
-            attempt,
-            base_s=settings.backoff_base_s,
-            cap_s=settings.max_countdown_s,
-            retry_after_s=retry_after,
-            rng=self.rng,
-        )
-        delay = min(delay, settings.max_countdown_s)
-        self._live(sid, index, TurnState.QUEUED, attempt, error_info(exc, self._secret))
-        self.services.enqueuer.enqueue_turn(sid, index, attempt=attempt + 1, countdown_s=delay)
-        log.warning(
-            "turn %s/%d attempt %d: %s; retry in %.1fs", sid, index, attempt, exc.kind, delay
-        )
-        return Outcome.RETRY
+        plan = plan_retry(exc, attempt, parks, settings, time.time(), self.rng)
+        if isinstance(plan, Requeue):
+            effects.requeue(attempt + 1, plan.countdown_s, exc, None)
+            log.warning(
+                "turn %s/%d attempt %d: %s; retry in %.1fs",
+                snap.record.session_id,
+                index,
+                attempt,
+                exc.kind,
+                plan.countdown_s,
+            )
+            return Outcome.RETRY
+        if isinstance(plan, Park):
+            effects.park(attempt + 1, plan.due_at, plan.reason, exc, revision, parks + 1)
+            return Outcome.PARKED
+        assert isinstance(plan, GiveUp)
+        return self._fail(effects, attempt, exc, revision)
 
     def _fail(
-        self, sid: str, index: int, attempt: int, exc: EditQueueError, revision: int
+        self,
+        effects: TurnEffects,
+        attempt: int,
+        exc: PermanentError | TransientError,
+        revision: int,
     ) -> Outcome:
         if isinstance(exc, _Cancelled):
-            self.services.coord.clear_live(sid, index)
+            effects.done()
             return Outcome.CANCELLED
-        failure = FailureRecord(
-            index=index,
-            error=error_info(exc, self._secret),
-            attempts=attempt,
-            request_revision=revision,
-            failed_at=datetime.now(UTC),
-        )
-        self.services.repo.record_failure(sid, failure)
-        self.services.coord.clear_live(sid, index)
-        log.warning("turn %s/%d failed: %s", sid, index, failure.error.message)
-        data = {"state": "failed", "error": failure.error.model_dump(), "attempts": attempt}
-        for kind in (EventKind.TURN_FAILED, EventKind.SESSION_FAILED):
-            event = make_event(
-                kind, sid, failure.failed_at, turn=index, revision=revision, data=data
-            )
-            self._emit(event)
+        effects.fail(attempt, exc, revision)
         return Outcome.FAILED
 
-    def _live(
-        self, sid: str, index: int, state: TurnState, attempt: int, error: ErrorInfo | None = None
-    ) -> None:
-        live = LiveTurn(state=state, attempts=attempt, error=error, updated_at=time.time())
-        self.services.coord.set_live(sid, index, live)
 
-
-class _Cancelled(PermanentError):
-    """The session was cancelled while the turn was being prepared."""
-
-    kind = "cancelled"
+def response_cost(
+    snap: SessionSnapshot, index: int, response: ApiResponse, services: Services
+) -> float:
+    """What a committed answer cost: its images at the table price plus its prompt tokens."""
+    record = snap.record
+    size = effective_size(record, snap.requests[index])[1]
+    images = sum(1 for p in response.parts if p.image is not None and not p.thought)
+    overrides = services.settings.price_overrides
+    return turn_cost_usd(profile_for(record.model), size, response.usage, overrides, images)

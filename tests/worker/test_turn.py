@@ -135,7 +135,9 @@ def test_backoff_countdown_never_exceeds_the_broker_limit(tmp_path: Path, attemp
 
 
 def test_transient_error_on_the_last_attempt_fails_the_turn_with_its_reason(tmp_path: Path) -> None:
-    world = make_world(tmp_path, [ServerError("503 overloaded", status=503)], max_attempts=3)
+    world = make_world(
+        tmp_path, [ServerError("503 overloaded", status=503)], max_attempts=3, max_parks=0
+    )
     sid = world.session(["a", "b"])
 
     outcome = runner(world).run(sid, 1, attempt=3)

@@ -1,0 +1,123 @@
+"""What a turn leaves behind when it does not commit: a requeue, a park, or a failure."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from shared.coordination import LiveTurn
+from shared.dispatch import dispatch
+from shared.errors import EditQueueError
+from shared.events import Event, EventKind, make_event
+from shared.models import ErrorInfo, FailureRecord, ParkRecord, TurnState
+from shared.responses import redact
+from shared.runtime import Services
+
+log = logging.getLogger("editqueue.turn")
+
+
+def error_info(exc: EditQueueError, secret: str | None) -> ErrorInfo:
+    """What the status shows of an error, with the API key scrubbed."""
+    return ErrorInfo(kind=exc.kind, status=exc.status, message=redact(exc.message, secret))
+
+
+@dataclass
+class TurnEffects:
+    """Side effects on the store, the live index, the queue and events for turn `index`."""
+
+    services: Services
+    sid: str
+    index: int
+
+    @property
+    def secret(self) -> str | None:
+        """The API key, to scrub from messages."""
+        key = self.services.settings.api_key
+        return key.get_secret_value() if key else None
+
+    def running(self, attempt: int) -> None:
+        """Show the turn as running."""
+        live = LiveTurn(state=TurnState.RUNNING, attempts=attempt, updated_at=time.time())
+        self.services.coord.set_live(self.sid, self.index, live)
+
+    def requeue(
+        self, attempt: int, countdown_s: float, exc: EditQueueError | None, reason: str | None
+    ) -> None:
+        """Back on the queue after a countdown the broker can hold."""
+        error = error_info(exc, self.secret) if exc else None
+        dispatch(
+            self.services,
+            self.sid,
+            self.index,
+            attempt=attempt,
+            countdown_s=countdown_s,
+            error=error,
+            reason=reason,
+        )
+
+    def park(
+        self,
+        attempt: int,
+        due_at: float,
+        reason: str,
+        exc: EditQueueError,
+        revision: int,
+        parks: int,
+    ) -> None:
+        """Out of the broker until `due_at`: the store says why and when; the index points here."""
+        error = error_info(exc, self.secret)
+        record = ParkRecord(
+            index=self.index,
+            reason=reason,
+            due_at=due_at,
+            attempt=attempt,
+            parks=parks,
+            request_revision=revision,
+            error=error,
+        )
+        self.services.repo.park(self.sid, record)
+        self.services.coord.index_park(self.sid, self.index, due_at)
+        live = LiveTurn(
+            state=TurnState.WAITING,
+            attempts=attempt - 1,
+            error=error,
+            reason=reason,
+            due_at=due_at,
+            updated_at=time.time(),
+        )
+        self.services.coord.set_live(self.sid, self.index, live)
+        log.warning("turn %s/%d parked (%s) until %.0f", self.sid, self.index, reason, due_at)
+
+    def fail(self, attempt: int, exc: EditQueueError, revision: int) -> None:
+        """Write `failure.json` with the reason and stop the session."""
+        failure = FailureRecord(
+            index=self.index,
+            error=error_info(exc, self.secret),
+            attempts=attempt,
+            request_revision=revision,
+            failed_at=datetime.now(UTC),
+        )
+        self.services.repo.record_failure(self.sid, failure)
+        self.done()
+        log.warning("turn %s/%d failed: %s", self.sid, self.index, failure.error.message)
+        data = {"state": "failed", "error": failure.error.model_dump(), "attempts": attempt}
+        for kind in (EventKind.TURN_FAILED, EventKind.SESSION_FAILED):
+            self.emit(
+                make_event(
+                    kind, self.sid, failure.failed_at, turn=self.index, revision=revision, data=data
+                )
+            )
+
+    def done(self) -> None:
+        """The store now says how the turn ended: drop its live entry and park record."""
+        self.services.coord.clear_live(self.sid, self.index)
+        self.services.coord.drop_park(self.sid, self.index)
+
+    def emit(self, event: Event) -> None:
+        """Hand an event to the sink; never let it fail the turn."""
+        try:
+            self.services.events.emit(event)
+        except Exception:  # an event problem must never fail or block a turn
+            log.exception("could not emit %s for %s", event.kind, event.session_id)
