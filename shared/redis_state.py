@@ -91,3 +91,44 @@ class RedisCoordinator:
 
     def mark_epoch(self) -> None:
         self._call(lambda: self.client.set(f"{PREFIX}epoch", "1"))
+
+
+_SWAP = """
+if redis.call('get', KEYS[1]) == ARGV[1] then
+  redis.call('set', KEYS[1], ARGV[2], 'PX', ARGV[3])
+  return 1
+end
+return 0
+"""
+
+
+class RedisIdempotencyStore:
+    """Idempotency keys in Redis (`eq:idem:<hash>`), each with its own expiry."""
+
+    def __init__(self, url: str) -> None:
+        self.client = redis.Redis.from_url(url, socket_timeout=10, health_check_interval=30)
+        self._swap = self.client.register_script(_SWAP)
+        self._release = self.client.register_script(_RELEASE)
+
+    def claim(self, key: str, value: bytes, ttl_s: float) -> bytes | None:
+        full = f"{PREFIX}idem:{key}"
+        for _ in range(3):  # the holder may expire between SET NX and GET
+            if self._call(lambda: self.client.set(full, value, nx=True, px=int(ttl_s * 1000))):
+                return None
+            held = self._call(lambda: cast(bytes | None, self.client.get(full)))
+            if held is not None:
+                return held
+        raise StorageUnavailable(f"redis: idempotency key {key} kept changing")
+
+    def swap(self, key: str, expected: bytes, value: bytes, ttl_s: float) -> bool:
+        args: list[bytes | int] = [expected, value, int(ttl_s * 1000)]
+        return bool(self._call(lambda: self._swap(keys=[f"{PREFIX}idem:{key}"], args=args)))
+
+    def release(self, key: str, expected: bytes) -> None:
+        self._call(lambda: self._release(keys=[f"{PREFIX}idem:{key}"], args=[expected]))
+
+    def _call(self, op: Callable[[], T]) -> T:
+        try:
+            return op()
+        except redis.RedisError as exc:
+            raise StorageUnavailable(f"redis: {exc}") from exc
