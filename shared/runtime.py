@@ -10,12 +10,15 @@ import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from shared.blobcache import BlobCache
 from shared.broker import CeleryEnqueuer, Enqueuer, make_celery
+from shared.budget import BudgetLedger, MemoryLedger, RedisLedger
 from shared.config import Settings, load_settings
 from shared.coordination import Coordinator, MemoryCoordinator
 from shared.events import EventSink, NullSink
+from shared.gate import CallGate, MemoryGate, OpenGate, RedisGate
 from shared.gemini import GeminiClient, HttpGeminiClient
 from shared.sessions import SessionRepository
 from shared.storage import ObjectStore, open_store
@@ -33,6 +36,8 @@ class Services:
     api: GeminiClient
     blobs: BlobCache
     events: EventSink = field(default_factory=NullSink)
+    gate: CallGate = field(default_factory=OpenGate)
+    ledger: BudgetLedger = field(default_factory=MemoryLedger)
 
 
 def blob_cache_for(settings: Settings, store: ObjectStore) -> BlobCache:
@@ -73,7 +78,29 @@ def build_services(
         ),
         blobs=blob_cache_for(settings, store),
         events=webhook_sink_for(SessionRepository(store), enqueuer),  # for sessions with a webhook
+        gate=gate_for(settings, coord),
+        ledger=ledger_for(settings, coord),
     )
+
+
+def _redis_client(coord: Coordinator) -> Any:
+    return getattr(coord, "client", None)
+
+
+def gate_for(settings: Settings, coord: Coordinator) -> CallGate:
+    """The fleet gate in Redis when limits are set and Redis is the broker, else in memory."""
+    if settings.rate_limit is None and settings.max_inflight is None:
+        return OpenGate()
+    client = _redis_client(coord)
+    if client is None:
+        return MemoryGate(settings.rate_limit, settings.max_inflight)
+    return RedisGate(client, settings.broker_url, settings.rate_limit, settings.max_inflight)
+
+
+def ledger_for(settings: Settings, coord: Coordinator) -> BudgetLedger:
+    """The budget ledger in Redis for a fleet, else in memory."""
+    client = _redis_client(coord)
+    return MemoryLedger() if client is None else RedisLedger(client, settings.longest_task_s)
 
 
 _lock = threading.Lock()
