@@ -25,7 +25,9 @@ from producer.checks import (
 from producer.report import write_report
 from producer.specs import LoadedSpec
 from shared.catalog import profile_for
+from shared.dispatch import dispatch
 from shared.errors import EditQueueError, InvalidSpec, InvalidState, StorageUnavailable
+from shared.events import EventKind, make_event
 from shared.images import sniff_mime
 from shared.models import (
     BlobRef,
@@ -37,6 +39,7 @@ from shared.models import (
     TurnState,
     validate_session_id,
 )
+from shared.reconcile import reconcile as reconcile_store
 from shared.runtime import Services
 from shared.sessions import SessionRepository, SessionSnapshot, session_key
 from shared.status import build_status, turn_state
@@ -64,14 +67,28 @@ def _require_free(repo: SessionRepository, sid: str) -> None:
 
 
 def submit_session(
-    services: Services, spec: SessionSpec, *, base_dir: Path, batch_id: str | None = None
+    services: Services,
+    spec: SessionSpec,
+    *,
+    base_dir: Path,
+    batch_id: str | None = None,
+    tenant: str | None = None,
+    webhook_url: str | None = None,
 ) -> str:
     """Validate, write and enqueue one session; returns its id."""
-    return submit_many(services, [LoadedSpec(spec, base_dir, "session")], batch_id=batch_id)[0]
+    items = [LoadedSpec(spec, base_dir, "session")]
+    return submit_many(
+        services, items, batch_id=batch_id, tenant=tenant, webhook_url=webhook_url
+    )[0]
 
 
 def submit_many(
-    services: Services, items: Sequence[LoadedSpec], *, batch_id: str | None = None
+    services: Services,
+    items: Sequence[LoadedSpec],
+    *,
+    batch_id: str | None = None,
+    tenant: str | None = None,
+    webhook_url: str | None = None,
 ) -> list[str]:
     """Validate every session first, then write and enqueue each; returns their ids in order."""
     sids: list[str] = []
@@ -83,11 +100,18 @@ def submit_many(
         _require_free(services.repo, sid)
         sids.append(sid)
     for item, sid in zip(items, sids, strict=True):
-        _write_session(services, item, sid, batch_id)
+        owner = {"tenant": tenant, "webhook_url": webhook_url}
+        _write_session(services, item, sid, batch_id, owner)
     return sids
 
 
-def _write_session(services: Services, item: LoadedSpec, sid: str, batch_id: str | None) -> None:
+def _write_session(
+    services: Services,
+    item: LoadedSpec,
+    sid: str,
+    batch_id: str | None,
+    owner: dict[str, str | None] | None = None,
+) -> None:
     spec = item.spec
     images = [_upload_images(services, turn, item.base_dir) for turn in spec.turns]
     record = SessionRecord(
@@ -100,6 +124,7 @@ def _write_session(services: Services, item: LoadedSpec, sid: str, batch_id: str
         budget_usd=spec.budget_usd,
         batch_id=batch_id,
         created_at=_now(),
+        **(owner or {}),  # the HTTP API's tenant and webhook_url
     )
     if not services.repo.create_session(record):
         raise InvalidSpec(f"session id {sid} already exists; pick another id or omit it")
@@ -112,7 +137,7 @@ def _write_session(services: Services, item: LoadedSpec, sid: str, batch_id: str
 def enqueue(services: Services, sid: str, index: int) -> None:
     """Queue turn `index`; if the broker fails, say that the store has it and how to resume."""
     try:
-        services.enqueuer.enqueue_turn(sid, index)
+        dispatch(services, sid, index)
     except EditQueueError as exc:
         raise StorageUnavailable(
             f"session {sid} turn {index} is stored but not queued ({exc}); "
@@ -207,6 +232,7 @@ def cancel(services: Services, sid: str) -> None:
     """Stop the session before its next API call (a running call still commits)."""
     services.repo.session(sid)
     services.repo.cancel(sid)
+    services.events.emit(make_event(EventKind.SESSION_CANCELLED, sid, _now()))
 
 
 def _committed_prefix(snap: SessionSnapshot) -> int:
@@ -236,28 +262,9 @@ def fork(services: Services, sid: str, at: int, new_session_id: str | None = Non
     return new_sid
 
 
-def due_turns(snap: SessionSnapshot, now_s: float, live_due: dict[int, float]) -> list[int]:
-    """Requested, uncommitted, not failed or cancelled turns whose predecessor is committed."""
-    return [
-        index
-        for index in sorted(snap.requests)
-        if turn_state(snap, index, None) is TurnState.QUEUED
-        and live_due.get(index, 0.0) <= now_s  # a parked turn waits for its due time
-    ]
-
-
-def reconcile(services: Services) -> int:
+def reconcile(services: Services, *, include_budget: bool = False) -> int:
     """Re-enqueue every due turn the store knows of; returns how many were enqueued."""
-    enqueued = 0
-    for sid in services.repo.session_ids():
-        snap = services.repo.snapshot(sid)
-        services.coord.track_session(sid)
-        live = services.coord.live(sid)
-        due = {n: t.due_at for n, t in live.items() if t.due_at is not None}
-        for index in due_turns(snap, time.time(), due):
-            enqueue(services, sid, index)
-            enqueued += 1
-    return enqueued
+    return reconcile_store(services, time.time(), include_budget=include_budget)
 
 
 def export(services: Services, sid: str, out_dir: Path) -> Path:

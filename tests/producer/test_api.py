@@ -10,6 +10,7 @@ import pytest
 
 from producer import api
 from producer.specs import LoadedSpec
+from shared.coordination import MemoryCoordinator
 from shared.errors import (
     BrokerUnavailable,
     InvalidSpec,
@@ -279,11 +280,21 @@ def test_reconcile_enqueues_exactly_the_due_turns(
     cancelled = api.submit_session(services, spec_of("a"), base_dir=tmp_path)
     api.cancel(services, cancelled)
     enqueuer.calls.clear()
+    services = dataclasses.replace(services, coord=MemoryCoordinator())  # Redis lost its memory
 
     count = api.reconcile(services)
 
     assert count == 2
     assert sorted(enqueuer.calls) == sorted([(fresh, 1), (midway, 2)])
+
+
+def test_reconcile_leaves_turns_that_are_already_queued_alone(
+    services: Services, enqueuer: RecordingEnqueuer, tmp_path: Path
+) -> None:
+    api.submit_session(services, spec_of("a", "b"), base_dir=tmp_path)
+    enqueuer.calls.clear()
+    assert api.reconcile(services) == 0
+    assert enqueuer.calls == []
 
 
 def test_reconcile_is_idempotent(
@@ -296,8 +307,8 @@ def test_reconcile_is_idempotent(
 
     first, second = api.reconcile(services), api.reconcile(services)
 
-    assert first == second == 1
-    assert enqueuer.calls == [(sid, 2), (sid, 2)]
+    assert (first, second) == (1, 0)
+    assert enqueuer.calls == [(sid, 2)]
     assert store_of(services).objects == before
 
 
