@@ -18,6 +18,8 @@ table { border-collapse: collapse; margin: .6rem 0; } td, th { padding: .2rem .8
   padding-top: 1.2rem; border-top: 1px solid #eee; } .turn img { width: 360px; }
 .state-succeeded { color: #2a7d2a; } .state-failed { color: #b22; }
 .prompt { white-space: pre-wrap; }
+.badge { display: inline-block; padding: 0 .45rem; border-radius: .6rem; font-size: .8rem; }
+.drift { background: #fbe3b8; color: #7a4a00; }
 """
 NONE = "\u2013"  # an en dash for empty cells
 TIMES = "\u00d7"
@@ -47,6 +49,18 @@ def _error(turn: TurnStatus) -> str:
     return escape(f"{turn.error.kind}{status}: {turn.error.message}")
 
 
+def quality(turn: TurnStatus) -> str:
+    """`SSIM 0.931 · changed 12.0 %` and a drift badge, from the turn's stored metrics."""
+    metrics = turn.metrics
+    if "ssim" not in metrics:
+        return NONE
+    text = f"SSIM {metrics['ssim']:.3f} · changed {metrics.get('changed_fraction', 0.0):.1%}"
+    if metrics.get("drift", 0.0) >= 1.0:
+        title = "the prompt asked to keep everything else, but the framing changed"
+        return f'{escape(text)} <span class="badge drift" title="{title}">drift</span>'
+    return escape(text)
+
+
 def _turn(turn: TurnStatus, name: str | None) -> str:
     image = (
         f'<a href="{escape(name)}"><img src="{escape(name)}" alt="turn {turn.index}"></a>'
@@ -66,6 +80,7 @@ def _turn(turn: TurnStatus, name: str | None) -> str:
         _row("attempts", str(turn.attempts)),
         _row("latency", latency),
         _row("tokens", escape(_tokens(turn.usage))),
+        _row("vs previous", quality(turn)),
         _row("cost", f"${turn.cost_usd:.4f}"),
         _row("finish reason", escape(turn.finish_reason or NONE)),
         _row("error", _error(turn)),
@@ -80,12 +95,15 @@ def _totals(status: SessionStatus) -> str:
     done = sum(1 for t in status.turns if t.image is not None)
     latency = sum(t.latency_s or 0.0 for t in status.turns)
     tokens = sum(int(t.usage.get("totalTokenCount", 0) or 0) for t in status.turns)
+    drifted = [str(t.index) for t in status.turns if t.metrics.get("drift", 0.0) >= 1.0]
+    drift = f'<span class="badge drift">turn {", ".join(drifted)}</span>' if drifted else NONE
     rows = [
         _row("state", f'<span class="state-{status.state.value}">{status.state.value}</span>'),
         _row("turns", f"{done} of {len(status.turns)} with an image"),
         _row("cost", f"${status.cost_usd:.4f}"),
         _row("API time", f"{latency:.1f} s"),
         _row("tokens", f"{tokens:,}"),
+        _row("framing drift", drift),
     ]
     return f"<table>{''.join(rows)}</table>"
 

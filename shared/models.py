@@ -264,6 +264,7 @@ class TurnStatus(Strict):
     prompt: str = ""
     waiting_reason: str | None = None
     due_at: float | None = None
+    metrics: dict[str, float] = Field(default_factory=dict)  # ssim, changed_fraction, drift
 
 
 class SessionStatus(Strict):

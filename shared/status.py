@@ -53,6 +53,7 @@ def turn_status(snap: SessionSnapshot, index: int, live: LiveTurn | None) -> Tur
             latency_s=result.latency_s,
             cost_usd=result.cost_usd,
             prompt=request.prompt,
+            metrics=result.metrics,
         )
     failure = snap.failures.get(index) if state is TurnState.FAILED else None
     park = _current_park(snap, index) if state is TurnState.WAITING else None

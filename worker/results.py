@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 
 from shared.blobcache import BlobCache
@@ -9,7 +10,10 @@ from shared.catalog import profile_for
 from shared.cost import turn_cost_usd
 from shared.images import dimensions, sniff_mime
 from shared.models import BlobRef, ImageInfo, ResultPart, SessionRecord, TurnRequest, TurnResult
+from shared.quality import turn_metrics
 from shared.responses import ApiResponse, ReturnedPart
+
+log = logging.getLogger("editqueue.results")
 
 
 def store_part(blobs: BlobCache, part: ReturnedPart) -> ResultPart:
@@ -36,6 +40,19 @@ def image_info(ref: BlobRef, data: bytes) -> ImageInfo:
     )
 
 
+def quality_metrics(
+    blobs: BlobCache, previous: TurnResult | None, prompt: str, current: bytes
+) -> dict[str, float]:
+    """SSIM, changed fraction and drift against turn n-1's image; {} for turn 1 or on error."""
+    if previous is None:
+        return {}
+    try:
+        return turn_metrics(prompt, blobs.read(previous.image.blob), current)
+    except Exception:  # a quality signal must never fail or block a paid-for turn
+        log.warning("quality metrics failed for turn %d", previous.index + 1, exc_info=True)
+        return {}
+
+
 def build_result(
     *,
     blobs: BlobCache,
@@ -46,8 +63,12 @@ def build_result(
     attempt: int,
     now: datetime,
     price_overrides: dict[str, dict[str, float]],
+    previous: TurnResult | None = None,
 ) -> TurnResult:
-    """A `TurnResult` for the answer; `chosen` is the non-thought image part to show."""
+    """A `TurnResult` for the answer; `chosen` is the non-thought image part to show.
+
+    `previous` is turn n-1's result: the quality metrics compare against its image.
+    """
     parts = [store_part(blobs, part) for part in response.parts]
     main = next(p for p, raw in zip(parts, response.parts, strict=True) if raw is chosen)
     assert main.image is not None and chosen.image is not None
@@ -68,4 +89,5 @@ def build_result(
         ),
         request_revision=request.revision,
         committed_at=now,
+        metrics=quality_metrics(blobs, previous, request.prompt, chosen.image),
     )

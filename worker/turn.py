@@ -188,6 +188,7 @@ class TurnRunner:
                 attempt=attempt,
                 now=datetime.now(UTC),
                 price_overrides=self.services.settings.price_overrides,
+                previous=snap.results.get(index - 1),
             )
             winner, won = self.services.repo.commit_result(sid, result)
         finally:
