@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from celery import Celery
+from celery.signals import worker_ready, worker_shutdown
 
 from shared.broker import make_celery
 from shared.config import Settings, load_settings
@@ -31,6 +33,24 @@ def create_app(settings: Settings) -> Celery:
     import worker.tasks  # noqa: F401  (registers the shared task on this app)
 
     return app
+
+
+_sweepers: list[Any] = []
+
+
+@worker_ready.connect
+def _start_sweeper(**_: Any) -> None:
+    from worker.sweeper import Sweeper
+
+    sweeper = Sweeper()
+    sweeper.start()
+    _sweepers.append(sweeper)
+
+
+@worker_shutdown.connect
+def _stop_sweeper(**_: Any) -> None:
+    for sweeper in _sweepers:
+        sweeper.stop()
 
 
 logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)

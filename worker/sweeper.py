@@ -1,0 +1,63 @@
+"""The workers' periodic sweep: one at a time (a Redis lease), re-enqueue parked turns when due,
+and reconcile from S3 when Redis lost its memory or every `reconcile_interval_s`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+
+from shared import runtime
+from shared.reconcile import reconcile, sweep_parked
+from shared.runtime import Services
+
+log = logging.getLogger("editqueue.sweeper")
+SWEEP_LEASE = "sweep"
+LAST_FULL_LEASE = "reconcile-recent"
+
+
+def sweep_once(services: Services, owner: str, now: float) -> tuple[int, int]:
+    """One sweep if this process wins the lease: (parked turns enqueued, turns reconciled)."""
+    settings = services.settings
+    coord = services.coord
+    if not coord.acquire_lease(SWEEP_LEASE, owner, settings.sweep_interval_s * 3):
+        return (0, 0)
+    try:
+        reconciled = 0
+        # The "recent" lease expires after the reconcile interval, so a full pass runs that often
+        # across the fleet; a wiped Redis has no epoch and gets one at once.
+        # A fresh owner each time: the lease is re-entrant for its holder, and this one must not be.
+        marker = f"{owner}-{now}"
+        due_full = coord.acquire_lease(LAST_FULL_LEASE, marker, settings.reconcile_interval_s)
+        if not coord.has_epoch() or due_full:
+            reconciled = reconcile(services, now)
+        return (sweep_parked(services, now), reconciled)
+    finally:
+        coord.release_lease(SWEEP_LEASE, owner)
+
+
+class Sweeper(threading.Thread):
+    """A daemon thread in every worker process; the lease makes the fleet sweep one at a time."""
+
+    def __init__(self, interval_s: float | None = None) -> None:
+        super().__init__(name="editqueue-sweeper", daemon=True)
+        self.owner = f"sweeper-{uuid.uuid4().hex[:12]}"
+        self.interval_s = interval_s
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        services = runtime.current()
+        interval = self.interval_s or services.settings.sweep_interval_s
+        while not self.stopping.wait(interval):
+            try:
+                parked, reconciled = sweep_once(services, self.owner, time.time())
+                if parked or reconciled:
+                    log.info("sweep: %d parked turn(s) due, %d reconciled", parked, reconciled)
+            except Exception:  # the sweep must outlive a Redis or S3 outage
+                log.exception("sweep failed; next try in %.0fs", interval)
+
+    def stop(self) -> None:
+        """Ask the thread to finish after its current pass."""
+        self.stopping.set()
