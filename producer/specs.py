@@ -24,7 +24,14 @@ from shared.catalog import DEFAULT_MODEL
 from shared.errors import InvalidSpec
 from shared.models import SessionSpec
 
-__all__ = ["LoadedSpec", "estimate_session_fit", "load_specs", "parse_specs"]
+__all__ = [
+    "LoadedSpec",
+    "error_problem",
+    "estimate_session_fit",
+    "load_specs",
+    "parse_specs",
+    "validate_data",
+]
 
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
 # YAML 1.1 reads `16:9` as the base-60 integer 969 and `512` as an int: keep what was written.
@@ -85,6 +92,18 @@ def parse_specs(raw: bytes, path: Path, *, default_model: str = DEFAULT_MODEL) -
     if problems:
         raise InvalidSpec(_report(path, sorted(problems, key=lambda item: item[0])))
     return loaded
+
+
+def validate_data(
+    data: Any, base_dir: Path, default_model: str = DEFAULT_MODEL
+) -> tuple[SessionSpec | None, list[Problem]]:
+    """One session from already-parsed data (an HTTP body): the spec, or its problems by field."""
+    return _validate(_Document(data, (), _fixed_line(1), 1), base_dir, default_model)
+
+
+def error_problem(error: ErrorDetails) -> Problem:
+    """A pydantic error worded as the spec loader words it (field path, what to do)."""
+    return _problem(error)
 
 
 def _located(doc: _Document, problem: Problem) -> tuple[int, Problem]:

@@ -182,10 +182,14 @@ class S3Store:
         finally:
             Path(name).unlink(missing_ok=True)
 
-    def presigned_url(self, key: str, expires_s: int = DEFAULT_PRESIGN_EXPIRES_S) -> str:
+    def presigned_url(
+        self, key: str, expires_s: int = DEFAULT_PRESIGN_EXPIRES_S, *, content_type: str = ""
+    ) -> str:
         """A time-limited GET URL for the object (no credentials needed to use it)."""
         with _s3_errors(f"presigning {key}"):
             params = {"Bucket": self.bucket, "Key": self._full(key)}
+            if content_type:  # S3 answers with this Content-Type instead of the stored one
+                params["ResponseContentType"] = content_type
             url = self._client.generate_presigned_url(
                 "get_object", Params=params, ExpiresIn=expires_s
             )
