@@ -38,7 +38,7 @@ def create_app(settings: Settings) -> Celery:
 _sweepers: list[Any] = []
 
 
-@worker_ready.connect
+@worker_ready.connect  # type: ignore[untyped-decorator]
 def _start_sweeper(**_: Any) -> None:
     from worker.sweeper import Sweeper
 
@@ -47,7 +47,7 @@ def _start_sweeper(**_: Any) -> None:
     _sweepers.append(sweeper)
 
 
-@worker_shutdown.connect
+@worker_shutdown.connect  # type: ignore[untyped-decorator]
 def _stop_sweeper(**_: Any) -> None:
     for sweeper in _sweepers:
         sweeper.stop()

@@ -13,6 +13,7 @@ from shared.catalog import profile_for
 from shared.cost import turn_cost_usd
 from shared.errors import NoToken, PermanentError, TransientError
 from shared.events import EventKind, make_event
+from shared.failpoints import failpoint
 from shared.history import check_fits, effective_size, estimate_tokens, request_payload
 from shared.models import TurnResult
 from shared.request_body import StreamingBody
@@ -146,6 +147,7 @@ class TurnRunner:
             )
         try:
             response = self._gated_call(record.model, record.session_id, body)
+            failpoint(self.services.settings, "after_call")
         except BaseException:
             hold.settle(0.0)  # not billed
             raise
@@ -190,6 +192,7 @@ class TurnRunner:
                 price_overrides=self.services.settings.price_overrides,
                 previous=snap.results.get(index - 1),
             )
+            failpoint(self.services.settings, "after_blobs")
             winner, won = self.services.repo.commit_result(sid, result)
         finally:
             hold.settle(response_cost(snap, index, response, self.services))
@@ -197,6 +200,7 @@ class TurnRunner:
         if index in snap.parked:
             self.services.repo.unpark(sid, index)
         log.info("turn %s/%d %s (attempt %d)", sid, index, "committed" if won else "dup", attempt)
+        failpoint(self.services.settings, "after_commit")
         self._after_commit(sid, index, winner)
         return Outcome.COMMITTED if won else Outcome.DUPLICATE
 
