@@ -22,6 +22,8 @@ from producer.checks import (
     turn_problems,
     validate_spec,
 )
+from producer.manifest import create_manifest
+from producer.parallel import parallel_map
 from producer.report import write_report
 from producer.specs import LoadedSpec
 from shared.catalog import profile_for
@@ -89,19 +91,39 @@ def submit_many(
     batch_id: str | None = None,
     tenant: str | None = None,
     webhook_url: str | None = None,
+    budget_usd: float | None = None,
+    show_progress: bool = False,
 ) -> list[str]:
-    """Validate every session first, then write and enqueue each; returns their ids in order."""
+    """Validate every session, write them all (in parallel), then enqueue each; ids in order.
+
+    With `batch_id`, the batch manifest (every session id and `budget_usd`) is the first write.
+    """
+    sids = _new_session_ids(services, items)
+    if batch_id is not None:
+        create_manifest(services.repo, batch_id, sids, budget_usd, _now())
+    owner = {"tenant": tenant, "webhook_url": webhook_url}
+    parallel_map(
+        lambda job: _write_session(services, job[0], job[1], batch_id, owner),
+        list(zip(items, sids, strict=True)),
+        desc="writing" if show_progress else None,
+    )
+    for sid in sids:
+        enqueue(services, sid, 1)
+        services.coord.track_session(sid)
+    return sids
+
+
+def _new_session_ids(services: Services, items: Sequence[LoadedSpec]) -> list[str]:
+    """Validate each spec and pick its id; client ids must be unique and not yet in the store."""
     sids: list[str] = []
     for item in items:
         validate_spec(item.spec, item.base_dir, services.settings.model)
-        sid = item.spec.session_id or generate_session_id()
-        if sid in sids:
-            raise InvalidSpec(f"session id {sid} appears twice in this submission")
-        _require_free(services.repo, sid)
-        sids.append(sid)
-    for item, sid in zip(items, sids, strict=True):
-        owner = {"tenant": tenant, "webhook_url": webhook_url}
-        _write_session(services, item, sid, batch_id, owner)
+        sids.append(item.spec.session_id or generate_session_id())
+    given = [item.spec.session_id for item in items if item.spec.session_id]
+    if len(set(given)) < len(given):
+        twice = next(sid for sid in given if given.count(sid) > 1)
+        raise InvalidSpec(f"session id {twice} appears twice in this submission")
+    parallel_map(lambda sid: _require_free(services.repo, sid), given)
     return sids
 
 
@@ -130,8 +152,6 @@ def _write_session(
         raise InvalidSpec(f"session id {sid} already exists; pick another id or omit it")
     for index, (turn, refs) in enumerate(zip(spec.turns, images, strict=True), start=1):
         services.repo.add_request(sid, _request(index, turn, refs))
-    enqueue(services, sid, 1)
-    services.coord.track_session(sid)
 
 
 def enqueue(services: Services, sid: str, index: int) -> None:

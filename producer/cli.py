@@ -16,9 +16,10 @@ from typing import Any
 import click
 from pydantic import ValidationError
 
-from producer import api
+from producer import api, cli_batch
 from producer.context import CliState
 from producer.embedded import run_file
+from producer.manifest import check_budget, checked_batch_id, generate_batch_id
 from producer.progress import wait_for
 from producer.specs import load_specs
 from producer.views import session_view, sessions_table
@@ -105,15 +106,28 @@ def run(state: CliState, spec: Path, out: Path | None) -> None:
 @main.command()
 @click.argument("spec", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--wait", is_flag=True, help="Wait until every session finished.")
-@click.option("--batch-id", default=None, help="Label the sessions with this batch id.")
+@click.option("--batch-id", default=None, help="The batch id (default: generated for a batch).")
+@click.option("--budget-usd", type=float, default=None, help="The batch's budget in USD.")
 @pass_state
-def submit(state: CliState, spec: Path, wait: bool, batch_id: str | None) -> None:
-    """Validate SPEC and enqueue its session(s); prints one session id per line."""
+def submit(
+    state: CliState, spec: Path, wait: bool, batch_id: str | None, budget_usd: float | None
+) -> None:
+    """Validate SPEC and enqueue its session(s); prints one session id per line.
+
+    Several sessions, --batch-id or --budget-usd make a batch: its id is printed on stderr.
+    """
+    check_budget(budget_usd)
     if batch_id is not None:
-        _session_arg(batch_id)
+        checked_batch_id(batch_id)
     services = state.get_services()
     items = load_specs(spec, default_model=services.settings.model)
-    sids = api.submit_many(services, items, batch_id=batch_id)
+    if batch_id is None and (len(items) > 1 or budget_usd is not None):
+        batch_id = generate_batch_id()
+    sids = api.submit_many(
+        services, items, batch_id=batch_id, budget_usd=budget_usd, show_progress=len(items) > 1
+    )
+    if batch_id is not None:
+        click.echo(f"batch {batch_id}: {len(sids)} session(s)", err=True)
     click.echo("\n".join(sids))
     if wait:
         done = wait_for(lambda sid: api.session_status(services, sid), sids, poll_s=WATCH_POLL_S)
@@ -169,10 +183,15 @@ def append(
 @click.argument("sid", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print the status document.")
 @click.option("--watch", is_flag=True, help="Show progress until the session(s) finish.")
+@click.option("--batch", "is_batch", is_flag=True, help="SID is a batch id: show the batch.")
 @pass_state
-def status(state: CliState, sid: str | None, as_json: bool, watch: bool) -> None:
+def status(state: CliState, sid: str | None, as_json: bool, watch: bool, is_batch: bool) -> None:
     """Progress of session SID, or a table of every session; exit 1 when SID failed."""
     services = state.get_services()
+    if is_batch:
+        if sid is None:
+            raise InvalidSpec("status --batch needs a batch id: editqueue status --batch BATCH")
+        sys.exit(cli_batch.show_status(services, sid, as_json=as_json, watching=watch))
     sids = [_session_arg(sid)] if sid else list(services.repo.session_ids())
 
     def fetch(one: str) -> SessionStatus:
@@ -233,9 +252,16 @@ def fork(state: CliState, sid: str, at: int, session_id: str | None) -> None:
 @main.command()
 @click.argument("sid")
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--batch", "is_batch", is_flag=True, help="SID is a batch id: export every session.")
 @pass_state
-def export(state: CliState, sid: str, directory: Path) -> None:
-    """Write SID's images, evolution strip, report.html and status.json into DIRECTORY."""
+def export(state: CliState, sid: str, directory: Path, is_batch: bool) -> None:
+    """Write SID's images, evolution strip, report.html and status.json into DIRECTORY.
+
+    With --batch: one such folder per session of batch SID, plus summary.csv and batch.json.
+    """
+    if is_batch:
+        cli_batch.export(state.get_services(), sid, directory)
+        return
     click.echo(str(api.export(state.get_services(), _session_arg(sid), directory)))
 
 
@@ -272,6 +298,9 @@ def worker(celery_args: tuple[str, ...]) -> None:
     """Run a Celery worker for turns; other options go to `celery worker` unchanged."""
     argv = worker_argv(celery_args)
     os.execv(argv[0], argv)
+
+
+main.add_command(cli_batch.budget)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,52 @@
+"""What `editqueue status --batch ID` prints for people (plain text)."""
+
+from __future__ import annotations
+
+from producer.batch_status import RATE_WINDOW_S, BatchStatus
+
+SECONDS_PER_HOUR = 3600
+SECONDS_PER_MINUTE = 60
+
+
+def duration(seconds: float | None) -> str:
+    """`2h05m`, `12m40s`, `35s`, or `unknown`."""
+    if seconds is None:
+        return "unknown"
+    whole = round(seconds)
+    hours, rest = divmod(whole, SECONDS_PER_HOUR)
+    minutes, secs = divmod(rest, SECONDS_PER_MINUTE)
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
+def _rate(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def _spend(doc: BatchStatus) -> str:
+    if doc.budget_usd is None:
+        return f"${doc.spend_usd:.2f} (no budget)"
+    share = f" ({doc.spend_usd / doc.budget_usd:.0%})" if doc.budget_usd > 0 else ""
+    return f"${doc.spend_usd:.2f} of ${doc.budget_usd:.2f} budget{share}"
+
+
+def batch_view(doc: BatchStatus) -> str:
+    """The batch in a few lines: sessions, turns and rate, spend, ETA, waits and drift."""
+    states = ", ".join(f"{state} {n}" for state, n in doc.sessions_by_state.items())
+    failed = f", {doc.turns_failed} failed" if doc.turns_failed else ""
+    eta = "done" if doc.finished else f"{duration(doc.eta_s)} ({doc.turns_left} turns left)"
+    lines = [
+        f"batch {doc.batch_id}  {doc.sessions_total} sessions: {states or 'none'}",
+        f"turns    {doc.turns_done}/{doc.turns_total} done{failed}",
+        f"rate     {_rate(doc.turns_per_minute)} turns/min (last {RATE_WINDOW_S / 60:g} min), "
+        f"{_rate(doc.turns_per_minute_overall)} overall",
+        f"spend    {_spend(doc)}",
+        f"eta      {eta}",
+    ]
+    if doc.waiting:
+        reasons = ", ".join(f"{reason} {n}" for reason, n in sorted(doc.waiting.items()))
+        lines.append(f"waiting  {reasons}")
+    if doc.drift_turns:
+        lines.append(f"drift    {doc.drift_turns} turn(s) flagged (see summary.csv after export)")
+    return "\n".join(lines)
