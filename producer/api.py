@@ -79,9 +79,8 @@ def submit_session(
 ) -> str:
     """Validate, write and enqueue one session; returns its id."""
     items = [LoadedSpec(spec, base_dir, "session")]
-    return submit_many(
-        services, items, batch_id=batch_id, tenant=tenant, webhook_url=webhook_url
-    )[0]
+    sids = submit_many(services, items, batch_id=batch_id, tenant=tenant, webhook_url=webhook_url)
+    return sids[0]
 
 
 def submit_many(

@@ -26,6 +26,7 @@ from producer.views import session_view, sessions_table
 from shared.broker import QUEUE_TURNS
 from shared.errors import EditQueueError, InvalidSpec, InvalidState, UnknownSession
 from shared.models import SessionState, SessionStatus, TurnSpec, validate_session_id
+from shared.webhooks import QUEUE_WEBHOOKS
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -283,7 +284,7 @@ def worker_argv(args: tuple[str, ...] | list[str]) -> list[str]:
         WORKER_APP,
         "worker",
         "-Q",
-        QUEUE_TURNS,
+        f"{QUEUE_TURNS},{QUEUE_WEBHOOKS}",  # turns, and webhook deliveries
         "--without-gossip",
         "--without-mingle",
         "-l",
@@ -301,6 +302,17 @@ def worker(celery_args: tuple[str, ...]) -> None:
 
 
 main.add_command(cli_batch.budget)
+
+
+@main.command("api")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
+@pass_state
+def api_command(state: CliState, host: str, port: int) -> None:
+    """Serve the HTTP API and the session gallery (bearer tokens: EDITQUEUE_API_TOKENS)."""
+    from producer.web.server import serve  # FastAPI and uvicorn load only for this command
+
+    serve(state.get_settings(), host, port)
 
 
 if __name__ == "__main__":

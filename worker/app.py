@@ -26,11 +26,12 @@ def check_timeouts(settings: Settings) -> None:
 
 
 def create_app(settings: Settings) -> Celery:
-    """The worker's Celery app, with the turn task registered."""
+    """The worker's Celery app, with the turn and webhook tasks registered."""
     check_timeouts(settings)
     app = make_celery(settings, name="editqueue-worker")
-    app.conf.update(include=["worker.tasks"])
-    import worker.tasks  # noqa: F401  (registers the shared task on this app)
+    app.conf.update(include=["worker.tasks", "worker.webhooks"])
+    import worker.tasks
+    import worker.webhooks  # noqa: F401  (importing registers both shared tasks on this app)
 
     return app
 

@@ -213,7 +213,7 @@ def test_worker_runs_celery_with_the_turn_queue_and_passes_options_through() -> 
     argv = worker_argv(("--concurrency", "4", "--pool", "threads"))
 
     assert argv[:4] == [sys.executable, "-m", "celery", "-A"]
-    assert argv[4:8] == ["worker.app:app", "worker", "-Q", "editqueue.turns"]
+    assert argv[4:8] == ["worker.app:app", "worker", "-Q", "editqueue.turns,editqueue.webhooks"]
     assert argv[-4:] == ["--concurrency", "4", "--pool", "threads"]
 
 

@@ -1,0 +1,50 @@
+"""Answers built from the status document: the session view (with image URLs) and summaries."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from producer.web.schemas import SessionLinks, SessionSummary, SessionView, TurnView
+from shared.models import SessionRecord, SessionStatus, TurnState
+
+
+def session_view(
+    status: SessionStatus,
+    record: SessionRecord,
+    links: SessionLinks,
+    image_url: Callable[[int], str],
+) -> SessionView:
+    """The status document with each committed turn's image URL and the session's links."""
+    turns = [
+        TurnView(
+            **turn.model_dump(),
+            image_url=image_url(turn.index) if turn.image is not None else None,
+        )
+        for turn in status.turns
+    ]
+    return SessionView(
+        session_id=status.session_id,
+        state=status.state,
+        model=status.model,
+        cost_usd=status.cost_usd,
+        created_at=record.created_at,
+        forked_from=record.forked_from,
+        webhook_url=record.webhook_url,
+        metadata=record.metadata,
+        turns=turns,
+        urls=links,
+    )
+
+
+def summary(status: SessionStatus, status_url: str) -> SessionSummary:
+    """One row of a listing."""
+    done = sum(1 for t in status.turns if t.state is TurnState.SUCCEEDED)
+    return SessionSummary(
+        session_id=status.session_id,
+        state=status.state,
+        model=status.model,
+        cost_usd=status.cost_usd,
+        turns=len(status.turns),
+        turns_succeeded=done,
+        status_url=status_url,
+    )
