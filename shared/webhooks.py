@@ -15,6 +15,7 @@ import json
 import random
 import re
 
+from shared.config import Settings
 from shared.errors import InvalidSpec
 from shared.events import Event
 from shared.sessions import SESSIONS
@@ -43,6 +44,12 @@ def parse_secret(value: str) -> bytes:
     if not 16 <= len(key) <= MAX_SECRET_BYTES:
         raise InvalidSpec("EDITQUEUE_WEBHOOK_SECRET: the key must be 16 to 64 bytes")
     return key
+
+
+def signing_key(settings: Settings) -> bytes | None:
+    """The key of `EDITQUEUE_WEBHOOK_SECRET`; None when unset or empty (webhooks are off)."""
+    secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else ""
+    return parse_secret(secret) if secret else None
 
 
 def sign(key: bytes, msg_id: str, timestamp: int, body: bytes) -> str:

@@ -28,10 +28,10 @@ from shared.webhooks import (
     delivery_key,
     event_key,
     hop_s,
-    parse_secret,
     payload,
     retry_delay_s,
     signed_headers,
+    signing_key,
 )
 
 log = logging.getLogger("editqueue.webhooks")
@@ -124,11 +124,10 @@ class WebhookDelivery:
 
     def _post(self, url: str, event: Event) -> tuple[int | None, str | None]:
         """The receiver's status and an error text (None when it took the event)."""
-        secret = self.services.settings.webhook_secret
         try:
-            if secret is None:
+            key = signing_key(self.services.settings)
+            if key is None:
                 raise InvalidSpec("EDITQUEUE_WEBHOOK_SECRET is not set on this worker")
-            key = parse_secret(secret.get_secret_value())
             body = payload(event)
             headers = signed_headers(key, event.event_id, int(self.clock()), body)
             status = self.post(url, body, headers)

@@ -23,12 +23,13 @@ h1 { font-size: 1.3rem; margin: 0 0 .2rem; } .muted { color: #666; }
 .strip { display: flex; gap: 1rem; overflow-x: auto; padding: 1rem 0; align-items: flex-start; }
 .turn { flex: 0 0 300px; margin: 0; background: #fff; border: 1px solid #ddd; border-radius: 6px;
   padding: .6rem; }
-.turn img, .turn .placeholder { width: 100%; aspect-ratio: 16 / 9; object-fit: contain;
-  background: #eee; display: block; border-radius: 3px; }
+.turn img, .turn .placeholder { width: 100%; height: auto; background: #eee; display: block;
+  border-radius: 3px; }
+.turn .placeholder { aspect-ratio: 16 / 9; }
 .placeholder { display: flex; align-items: center; justify-content: center; color: #777; }
 .prompt { white-space: pre-wrap; margin: .4rem 0; }
 dl { display: grid; grid-template-columns: auto 1fr; gap: 0 .6rem; margin: 0; font-size: 13px; }
-dt { color: #777; } dd { margin: 0; }
+dt { color: #777; } dd { margin: 0; } figcaption { margin-top: .4rem; }
 .state-succeeded, .state-completed { color: #2a7d2a; } .state-failed { color: #b22; }
 .state-running, .state-queued { color: #a66b00; }
 .badge { border-radius: 3px; padding: 0 .35rem; font-size: 12px; }

@@ -40,6 +40,7 @@ from producer.web.uploads import session_images, write_images
 from producer.web.views import session_view, summary
 from shared.config import Settings
 from shared.models import SessionState, TurnSpec
+from shared.webhooks import signing_key
 
 router = APIRouter(prefix="/v1", tags=["sessions"])
 _URL = TypeAdapter(HttpUrl)
@@ -65,7 +66,7 @@ def _webhook(value: Any, settings: Settings) -> tuple[str | None, list[Problem]]
         return None, [Problem(where, "must be an http:// or https:// URL")]
     if len(parsed) > MAX_URL_CHARS:
         return None, [Problem(where, f"is over {MAX_URL_CHARS} characters")]
-    if settings.webhook_secret is None:
+    if signing_key(settings) is None:
         return None, [Problem(where, "this server has no EDITQUEUE_WEBHOOK_SECRET; omit it")]
     return parsed, []
 

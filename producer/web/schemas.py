@@ -7,6 +7,7 @@ images travel inline as base64 (optionally a `data:image/...;base64,` URL), neve
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 
@@ -18,6 +19,15 @@ IMAGES_DOC = (
     "JPEG, PNG, GIF or WebP, up to 20 MB each."
 )
 
+CREATE_EXAMPLE: dict[str, Any] = {
+    "aspect_ratio": "16:9",
+    "image_size": "1K",
+    "turns": [
+        {"prompt": "A contemporary living room, empty, morning light."},
+        {"prompt": "Change wall color to warm sage green (#8FAF8A). Keep all else exactly."},
+    ],
+}
+
 
 class Answer(BaseModel):
     """Base of every answer model."""
@@ -28,12 +38,16 @@ class Answer(BaseModel):
 class HttpTurn(TurnSpec):
     """A turn: `{prompt, image_size?, aspect_ratio?, images?}` (images in base64)."""
 
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"prompt": "Add a tall walnut bookshelf on the left."}]}
+    )
     images: list[str] = Field(default_factory=list, description=IMAGES_DOC)
 
 
 class CreateSession(SessionSpec):
     """A session spec as the CLI reads it, plus where to POST its events."""
 
+    model_config = ConfigDict(json_schema_extra={"examples": [CREATE_EXAMPLE]})
     turns: list[HttpTurn] = Field(min_length=1)  # type: ignore[assignment]
     webhook_url: HttpUrl | None = Field(
         default=None, description="Signed events (Standard Webhooks) are POSTed here."

@@ -14,7 +14,7 @@ from producer.web.auth import TokenTable
 from shared.config import Settings
 from shared.idempotency import Idempotency, idempotency_store_for
 from shared.runtime import build_services
-from shared.webhooks import parse_secret
+from shared.webhooks import signing_key
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 FALLBACK_HOST = "127.0.0.1"
@@ -39,8 +39,7 @@ def bind_host(requested: str, tokens: TokenTable) -> tuple[str, str | None]:
 def serve(settings: Settings, host: str, port: int) -> None:
     """Run the API until interrupted."""
     tokens = TokenTable.from_settings(settings)
-    if settings.webhook_secret is not None:
-        parse_secret(settings.webhook_secret.get_secret_value())  # refuse a bad one at start
+    signing_key(settings)  # refuse a malformed EDITQUEUE_WEBHOOK_SECRET at start
     host, notice = bind_host(host, tokens)
     if notice:
         click.echo(notice, err=True)

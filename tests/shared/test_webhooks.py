@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from shared.config import load_settings
 from shared.errors import InvalidSpec
 from shared.events import EventKind, make_event
 from shared.webhooks import (
@@ -23,6 +24,7 @@ from shared.webhooks import (
     retry_delay_s,
     sign,
     signed_headers,
+    signing_key,
     valid_event_id,
     verify,
 )
@@ -126,3 +128,12 @@ def test_a_hop_never_exceeds_the_broker_countdown(
     now: float, due: float, cap: float, expected: float
 ) -> None:
     assert hop_s(now, due, cap) == expected
+
+
+@pytest.mark.parametrize(("value", "expected"), [(None, None), ("", None), (SECRET, KEY)])
+def test_an_unset_or_empty_secret_turns_webhooks_off(
+    value: str | None, expected: bytes | None
+) -> None:
+    settings = load_settings(store_url="memory://", broker_url="memory://", webhook_secret=value)
+
+    assert signing_key(settings) == expected

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 
 from producer.specs import parse_specs
 from shared.errors import InvalidSpec
@@ -108,8 +109,9 @@ def test_malformed_json_is_422(client: TestClient) -> None:
     assert answer.json()["error"]["kind"] == "invalid_spec"
 
 
-def test_a_webhook_needs_the_servers_secret(make_client: MakeClient) -> None:
-    client = make_client(webhook_secret=None)
+@pytest.mark.parametrize("secret", [None, ""])
+def test_a_webhook_needs_the_servers_secret(make_client: MakeClient, secret: str | None) -> None:
+    client = make_client(webhook_secret=SecretStr(secret) if secret is not None else None)
     body = spec_body("a room", webhook_url="https://hooks.example/eq")
 
     answer = client.post("/v1/sessions", json=body, headers=bearer(ACME))
