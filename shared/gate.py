@@ -1,24 +1,30 @@
-"""The fleet-wide gate before every API call: a rate limit (the `limits` library, moving window)
-and a cap on calls in flight (a lease-based semaphore that survives a killed holder).
+"""The fleet-wide gate before every API call: a rate limit (the `limits` library's notation, a
+moving window) and a cap on calls in flight (a lease-based semaphore that survives a killed holder).
 
 Both live in Redis for a fleet, or in memory for one process. A refused caller is told how long
 to wait; it re-enqueues itself with that countdown instead of sleeping in a worker slot.
+
+The API counts a call when it arrives, 1-45 ms after admission on a busy 2-core host (measured by
+tests/integration/test_limits.py), so the window is kept RATE_GUARD_S longer than the quota's:
+otherwise a call admitted early in one window but arriving late, and one admitted right after the
+window moved on but arriving fast, both land in the API's window. `limits` keeps whole-second
+windows, so the guarded window is a small script of our own (Redis) or a deque (memory).
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from typing import Any, Protocol, cast
+from collections import deque
+from typing import Any, Protocol
 
 from limits import RateLimitItem, parse
-from limits.storage import MemoryStorage, Storage, storage_from_string
-from limits.strategies import MovingWindowRateLimiter
 
 from shared.errors import InvalidSpec, StorageUnavailable
 
 IDENTITY = "gemini-calls"
 MIN_WAIT_S = 0.2
+RATE_GUARD_S = 0.25
 
 
 class CallGate(Protocol):
@@ -44,18 +50,27 @@ def parse_rate(text: str) -> RateLimitItem:
         ) from exc
 
 
-class _RateWindow:
-    """A moving-window limit on a `limits` storage (Redis or memory)."""
+def guarded_span_s(item: RateLimitItem) -> float:
+    """How long an admission counts against the quota: the quota's window plus the guard."""
+    return item.get_expiry() + RATE_GUARD_S
 
-    def __init__(self, item: RateLimitItem, storage: Storage) -> None:
-        self.item = item
-        self.limiter = MovingWindowRateLimiter(storage)
+
+class _MemoryWindow:
+    """A moving window in one process (the caller holds a lock)."""
+
+    def __init__(self, item: RateLimitItem) -> None:
+        self._amount = item.amount
+        self._span_s = guarded_span_s(item)
+        self._admitted: deque[float] = deque()
 
     def take(self) -> float | None:
-        if self.limiter.hit(self.item, IDENTITY):
-            return None
-        stats = self.limiter.get_window_stats(self.item, IDENTITY)
-        return max(MIN_WAIT_S, stats.reset_time - time.time())
+        now = time.monotonic()
+        while self._admitted and self._admitted[0] <= now - self._span_s:
+            self._admitted.popleft()
+        if len(self._admitted) >= self._amount:
+            return max(MIN_WAIT_S, self._admitted[0] + self._span_s - now)
+        self._admitted.append(now)
+        return None
 
 
 class OpenGate:
@@ -72,7 +87,7 @@ class MemoryGate:
     """One process's gate (the embedded run, unit tests)."""
 
     def __init__(self, rate: str | None, max_inflight: int | None) -> None:
-        self._rate = _RateWindow(parse_rate(rate), MemoryStorage()) if rate else None
+        self._rate = _MemoryWindow(parse_rate(rate)) if rate else None
         self._max = max_inflight
         self._holders: dict[str, float] = {}
         self._lock = threading.Lock()
@@ -93,6 +108,22 @@ class MemoryGate:
             self._holders.pop(owner, None)
 
 
+# KEYS[1] the admission times (newest first); ARGV amount, guarded span. Redis's clock, so every
+# host agrees. Returns nil when admitted, else the seconds to wait (as a string: Lua numbers
+# become integers in replies).
+_TAKE = """
+local t = redis.call('time')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local amount, span = tonumber(ARGV[1]), tonumber(ARGV[2])
+local oldest = redis.call('lindex', KEYS[1], amount - 1)
+if oldest and tonumber(oldest) > now - span then
+  return tostring(tonumber(oldest) + span - now)
+end
+redis.call('lpush', KEYS[1], string.format('%.6f', now))
+redis.call('ltrim', KEYS[1], 0, amount - 1)
+redis.call('expire', KEYS[1], math.ceil(span))
+return false
+"""
 _ACQUIRE = """
 redis.call('zremrangebyscore', KEYS[1], '-inf', ARGV[1])
 if redis.call('zscore', KEYS[1], ARGV[3]) then return 1 end
@@ -105,24 +136,32 @@ return 1
 class RedisGate:
     """The fleet's gate in Redis: every worker process shares the same window and slots."""
 
-    def __init__(self, client: Any, url: str, rate: str | None, max_inflight: int | None) -> None:
+    def __init__(self, client: Any, rate: str | None, max_inflight: int | None) -> None:
         self._client = client
-        storage = cast(Storage, storage_from_string(url)) if rate else None
-        self._rate = _RateWindow(parse_rate(rate), storage) if rate and storage else None
+        self._rate = parse_rate(rate) if rate else None
         self._max = max_inflight
         self._acquire = client.register_script(_ACQUIRE)
+        self._take = client.register_script(_TAKE)
         self._key = "eq:inflight"
 
     def admit(self, owner: str, ttl_s: float) -> float | None:
         try:
             if self._max is not None and not self._slot(owner, ttl_s):
                 return MIN_WAIT_S * 5
-            wait = self._rate.take() if self._rate else None
-        except Exception as exc:  # redis-py and limits raise their own types
+            wait = self._rate_wait()
+        except Exception as exc:  # redis-py's errors; this module does not import it
             raise StorageUnavailable(f"redis: call gate unavailable: {exc}") from exc
         if wait is not None:
             self.release(owner)
         return wait
+
+    def _rate_wait(self) -> float | None:
+        if self._rate is None:
+            return None
+        # One key per quota, so a changed EDITQUEUE_RATE_LIMIT starts a window of its own.
+        key = f"eq:rate:{IDENTITY}:{self._rate.amount}/{self._rate.get_expiry()}s"
+        wait = self._take(keys=[key], args=[self._rate.amount, guarded_span_s(self._rate)])
+        return None if wait is None else max(MIN_WAIT_S, float(wait))
 
     def _slot(self, owner: str, ttl_s: float) -> bool:
         now = time.time()

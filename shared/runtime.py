@@ -94,7 +94,7 @@ def gate_for(settings: Settings, coord: Coordinator) -> CallGate:
     client = _redis_client(coord)
     if client is None:
         return MemoryGate(settings.rate_limit, settings.max_inflight)
-    return RedisGate(client, settings.broker_url, settings.rate_limit, settings.max_inflight)
+    return RedisGate(client, settings.rate_limit, settings.max_inflight)
 
 
 def ledger_for(settings: Settings, coord: Coordinator) -> BudgetLedger:

@@ -158,13 +158,15 @@ class TurnRunner:
             raise
 
     def _gated_call(self, model: str, sid: str, body: StreamingBody) -> ApiResponse:
+        # Nothing but the HTTP send may sit between admission and the call: the API counts a
+        # call when it arrives, and a store round trip here made arrivals overflow the window.
+        if self.services.repo.is_cancelled(sid):
+            raise _Cancelled(f"session {sid} was cancelled")
         gate = self.services.gate
         wait = gate.admit(self.owner, self._ttl_s)
         if wait is not None:
             raise NoToken(f"call gate: wait {wait:.1f}s", wait_s=wait)
         try:
-            if self.services.repo.is_cancelled(sid):
-                raise _Cancelled(f"session {sid} was cancelled")
             return self.services.api.generate(model, body)
         finally:
             gate.release(self.owner)
