@@ -10,22 +10,13 @@ import logging
 
 from shared.coordination import LiveTurn
 from shared.dispatch import dispatch
-from shared.models import ParkRecord, TurnState
+from shared.models import TurnState
 from shared.runtime import Services
 from shared.sessions import SessionSnapshot
-from shared.status import turn_state
+from shared.status import current_park, turn_state
 
 log = logging.getLogger("editqueue.reconcile")
 BUDGET_REASON = "budget"
-
-
-def current_park(snap: SessionSnapshot, index: int) -> ParkRecord | None:
-    """Turn n's park record if it belongs to the turn's current request revision."""
-    park = snap.parked.get(index)
-    request = snap.requests.get(index)
-    if park and request and park.request_revision == request.revision:
-        return park
-    return None
 
 
 def _fresh(live: LiveTurn | None, now: float, stale_after_s: float) -> bool:

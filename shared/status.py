@@ -13,7 +13,8 @@ def _current_failure(snap: SessionSnapshot, index: int) -> bool:
     return bool(failure and request and failure.request_revision == request.revision)
 
 
-def _current_park(snap: SessionSnapshot, index: int) -> ParkRecord | None:
+def current_park(snap: SessionSnapshot, index: int) -> ParkRecord | None:
+    """Turn n's park record if it belongs to the turn's current request revision."""
     park = snap.parked.get(index)
     request = snap.requests.get(index)
     if park and request and park.request_revision == request.revision:
@@ -29,7 +30,7 @@ def turn_state(snap: SessionSnapshot, index: int, live: LiveTurn | None) -> Turn
         return TurnState.FAILED
     if snap.cancelled:
         return TurnState.CANCELLED
-    if _current_park(snap, index) is not None:
+    if current_park(snap, index) is not None:
         return TurnState.WAITING
     if live is not None:
         return live.state
@@ -56,7 +57,7 @@ def turn_status(snap: SessionSnapshot, index: int, live: LiveTurn | None) -> Tur
             metrics=result.metrics,
         )
     failure = snap.failures.get(index) if state is TurnState.FAILED else None
-    park = _current_park(snap, index) if state is TurnState.WAITING else None
+    park = current_park(snap, index) if state is TurnState.WAITING else None
     if failure is not None:
         return TurnStatus(
             index=index,
