@@ -149,6 +149,11 @@ class Target:
     endpoint: str | None
     broker_url: str | None
 
+    @property
+    def bucket(self) -> str:
+        """The S3 bucket of an s3:// store URL."""
+        return self.store_url.removeprefix("s3://").split("/", 1)[0]
+
     def env(self) -> dict[str, str]:
         env = {**os.environ, "EDITQUEUE_STORE_URL": self.store_url}
         env["EDITQUEUE_BROKER_URL"] = self.broker_url or "memory://"
@@ -210,12 +215,24 @@ def cli(target: Target, spec: Path) -> float:
 
 def put_latency_s(endpoint: str) -> float:
     """The mean time of PUT_PROBES serial conditional puts of a small JSON object."""
-    store = S3Store(BUCKET, "probe", endpoint_url=endpoint)
+    store = S3Store(f"{BUCKET}-probe", "", endpoint_url=endpoint)
+    store.ensure_bucket()
     body = b'{"index": 1, "prompt": "' + b"x" * 120 + b'"}'
     start = time.perf_counter()
     for n in range(PUT_PROBES):
         store.put_if_absent(f"{n}.json", body)
     return (time.perf_counter() - start) / PUT_PROBES
+
+
+def list_latency_s(target: Target) -> float:
+    """The mean time of listing one session's keys in the target's bucket (PUT_PROBES lists)."""
+    store = S3Store(target.bucket, "", endpoint_url=target.endpoint)
+    first = next(key for key in store.list("") if "/sessions/" in key)
+    prefix = "/".join(first.split("/")[:3]) + "/"  # `<broker>/sessions/<sid>/`
+    start = time.perf_counter()
+    for _ in range(PUT_PROBES // 10):
+        list(store.list(prefix))
+    return (time.perf_counter() - start) / (PUT_PROBES // 10)
 
 
 def report(label: str, phases: dict[str, float], sessions: int) -> None:
@@ -234,7 +251,11 @@ def targets(root: Path, endpoint: str, redis_url: str | None) -> list[Target]:
     found = []
     for broker, url in brokers:
         found.append(Target(f"local dir + {broker}", f"file://{root}/{broker}", None, url))
-        found.append(Target(f"moto S3 + {broker}", f"s3://{BUCKET}/{broker}", endpoint, url))
+        bucket = f"{BUCKET}-{root.name.lower()}-{broker}"  # one bucket each: moto lists scan all
+        found.append(Target(f"moto S3 + {broker}", f"s3://{bucket}/{broker}", endpoint, url))
+    for target in found:
+        if target.endpoint:
+            S3Store(target.bucket, "", endpoint_url=target.endpoint).ensure_bucket()
     return found
 
 
@@ -245,14 +266,14 @@ def main() -> None:
     args = parser.parse_args()
     objects = args.sessions * (args.turns + 1) + 1
     with tempfile.TemporaryDirectory() as tmp, moto_s3() as endpoint, redis_server() as redis:
-        S3Store(BUCKET, "", endpoint_url=endpoint).ensure_bucket()
         spec = Path(tmp) / "batch.jsonl"
         write_jsonl(spec, args.sessions, args.turns)
         print(f"submit {args.sessions} sessions x {args.turns} turns ({objects} objects)")
         if redis is None:
             print("  (redis-server not installed: only the mocked broker is measured)")
         print("in process (producer.api.submit_many):")
-        for target in targets(Path(tmp), endpoint, redis):
+        measured = targets(Path(tmp) / "api", endpoint, redis)
+        for target in measured:
             report(target.name, in_process(target, spec), args.sessions)
         print("editqueue submit in a new process (wall time, imports included):")
         for target in targets(Path(tmp) / "cli", endpoint, redis):
@@ -262,6 +283,11 @@ def main() -> None:
         print(
             f"moto S3 conditional put: {latency * 1000:.1f} ms each; writing the {objects} objects "
             f"one after another would take {latency * objects:.1f} s"
+        )
+        s3 = next(t for t in measured if t.endpoint)
+        print(
+            f"moto S3 listing of one session with {objects} keys in the bucket: "
+            f"{list_latency_s(s3) * 1000:.1f} ms (moto scans the whole bucket for each listing)"
         )
 
 

@@ -1,0 +1,71 @@
+"""Parallel store writes: order kept, the first error raised, nothing enqueued before the writes."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from producer import api
+from producer.parallel import parallel_map
+from producer.specs import LoadedSpec
+from shared.runtime import Services
+from tests.producer.conftest import make_services, spec_of
+
+
+def test_results_come_back_in_input_order_from_several_threads() -> None:
+    seen: set[int] = set()
+
+    def square(n: int) -> int:
+        seen.add(threading.get_ident())
+        return n * n
+
+    assert parallel_map(square, list(range(200)), threads=8) == [n * n for n in range(200)]
+    assert len(seen) > 1
+
+
+def test_the_first_error_is_raised_and_unstarted_calls_are_dropped() -> None:
+    started: list[int] = []
+
+    def fail_on_three(n: int) -> int:
+        started.append(n)
+        time.sleep(0.001)  # 10,000 calls would take 5 s on two threads
+        if n == 3:
+            raise ValueError("bad item 3")
+        return n
+
+    with pytest.raises(ValueError, match="bad item 3"):
+        parallel_map(fail_on_three, list(range(10_000)), threads=2)
+    assert len(started) < 5_000
+
+
+@dataclass
+class WrittenFirst:
+    """An enqueuer that records how many sessions were stored when the first turn was queued."""
+
+    services: Services | None = None
+    stored_at_first_enqueue: int | None = None
+    calls: list[tuple[str, int]] = field(default_factory=list)
+
+    def enqueue_turn(
+        self, sid: str, index: int, *, attempt: int = 1, countdown_s: float = 0
+    ) -> None:
+        if self.stored_at_first_enqueue is None and self.services is not None:
+            self.stored_at_first_enqueue = len(list(self.services.repo.session_ids()))
+        self.calls.append((sid, index))
+
+
+def test_a_batch_is_enqueued_only_after_every_session_is_written(tmp_path: Path) -> None:
+    enqueuer = WrittenFirst()
+    services = make_services(tmp_path, enqueuer)  # type: ignore[arg-type]
+    enqueuer.services = services
+    items = [LoadedSpec(spec_of("a", "b"), tmp_path, f"s{n}") for n in range(40)]
+
+    sids = api.submit_many(services, items, batch_id="b1")
+
+    assert enqueuer.stored_at_first_enqueue == 40
+    assert enqueuer.calls == [(sid, 1) for sid in sids]
+    assert all(services.repo.request(sid, 2) is not None for sid in sids)
