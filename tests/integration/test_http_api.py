@@ -342,6 +342,29 @@ def fuzz(api: Api, redis_port: int) -> Iterator[Fuzz]:
     server.proc.kill()
 
 
+def test_the_gallery_refreshes_itself_when_the_session_changes(fuzz: Fuzz, tmp_path: Path) -> None:
+    need(
+        shutil.which("chromium") is not None, "chromium is not installed (apt-get install chromium)"
+    )
+    created = fuzz.api.post("/v1/sessions", json=spec("a quiet study", "add a desk")).json()
+    sid, link = created["session_id"], created["gallery_url"]
+
+    def cancel_after_the_first_poll() -> None:  # so the page surely loaded while queued
+        polled = f"GET /ui/sessions/{sid}/status"
+        wait_until(lambda: polled in fuzz.api.proc.output(), 30, "the page's first poll")
+        fuzz.api.post(f"/v1/sessions/{sid}/cancel")
+
+    canceller = threading.Thread(target=cancel_after_the_first_poll)
+    canceller.start()
+    # Virtual time runs the page's 2 s polls back to back (real time passes only while a fetch
+    # is in flight), so the script polls until the cancel lands, then swaps the strip.
+    dom = chromium("--virtual-time-budget=50000000", "--dump-dom", link, profile=tmp_path / "p")
+    canceller.join()
+
+    assert 'id="gallery" data-state="cancelled"' in dom
+    assert dom.count('data-state="cancelled"') == 1 + 2  # the page and both turns
+
+
 CHECKS = [
     checks.not_a_server_error,
     checks.status_code_conformance,
