@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 from shared.coordination import LiveTurn
+from shared.errors import EditQueueError
 from shared.models import ErrorInfo, TurnState
 from shared.runtime import Services
 
@@ -30,4 +32,11 @@ def dispatch(
         updated_at=now,
     )
     services.coord.set_live(sid, index, live)
-    services.enqueuer.enqueue_turn(sid, index, attempt=attempt, countdown_s=countdown_s)
+    try:
+        services.enqueuer.enqueue_turn(sid, index, attempt=attempt, countdown_s=countdown_s)
+    except EditQueueError:
+        # Nothing was sent: a fresh "queued" entry would make reconcile skip the turn for
+        # reconcile_stale_s, so the advised `editqueue reconcile` could not bring it back.
+        with contextlib.suppress(EditQueueError):
+            services.coord.clear_live(sid, index)
+        raise
