@@ -190,6 +190,7 @@ def in_process(target: Target, spec: Path) -> dict[str, float]:
     cpu = time.process_time() - cpu_start
     batch.status(services, batch_id)  # what `status --batch` reads: every session, in parallel
     status_s = time.perf_counter() - end
+    status_cpu_s = time.process_time() - cpu_start - cpu
     return {
         "validate": loaded - start,
         "write": first - loaded,
@@ -197,6 +198,7 @@ def in_process(target: Target, spec: Path) -> dict[str, float]:
         "total": end - start,
         "cpu": cpu,
         "status": status_s,
+        "status_cpu": status_cpu_s,
     }
 
 
@@ -240,7 +242,7 @@ def report(label: str, phases: dict[str, float], sessions: int) -> None:
         f"  {label:<28} validate {phases['validate']:5.2f} s  write {phases['write']:5.2f} s  "
         f"enqueue {phases['enqueue']:5.2f} s  total {phases['total']:5.2f} s  "
         f"{sessions / phases['total']:5.0f} sessions/s  (client CPU {phases['cpu']:4.2f} s)  "
-        f"then status --batch {phases['status']:5.2f} s"
+        f"then status --batch {phases['status']:5.2f} s (CPU {phases['status_cpu']:4.2f} s)"
     )
 
 

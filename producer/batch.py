@@ -8,6 +8,7 @@ reports in about a second.
 from __future__ import annotations
 
 import csv
+import dataclasses
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,11 +26,12 @@ from producer.batch_status import (
 )
 from producer.manifest import check_budget, checked_batch_id
 from producer.parallel import parallel_map
+from producer.read_cache import ImmutableReadCache
 from producer.report import write_report
 from shared.errors import UnknownSession
 from shared.models import BatchRecord, SessionStatus
 from shared.runtime import Services
-from shared.sessions import SessionSnapshot
+from shared.sessions import SessionRepository, SessionSnapshot
 from shared.status import build_status
 
 SUMMARY_CSV = "summary.csv"
@@ -83,6 +85,13 @@ def status(services: Services, batch_id: str) -> BatchStatus:
     """Where the batch is now: sessions by state, turns, rate, spend against budget, ETA."""
     record = manifest(services, batch_id)
     return summarize(record, read_sessions(services, record), datetime.now(UTC))
+
+
+def for_polling(services: Services) -> Services:
+    """The same services, reading write-once objects only once (for `status --batch --watch`)."""
+    return dataclasses.replace(
+        services, repo=SessionRepository(ImmutableReadCache(services.repo.store))
+    )
 
 
 def set_budget(services: Services, batch_id: str, budget_usd: float) -> tuple[BatchRecord, int]:

@@ -36,8 +36,10 @@ def watch(services: Services, batch_id: str, *, as_json: bool, poll_s: float) ->
     """Redraw the batch view until every session is finished; returns the last status."""
     clear = sys.stdout.isatty() and not as_json
     shown = ""
+    polling = batch.for_polling(services)
     while True:
-        doc = batch.status(services, batch_id)
+        started = time.monotonic()
+        doc = batch.status(polling, batch_id)
         view = batch_view(doc)
         if view != shown and not as_json:
             if clear:
@@ -46,7 +48,9 @@ def watch(services: Services, batch_id: str, *, as_json: bool, poll_s: float) ->
             shown = view
         if doc.finished:
             return doc
-        time.sleep(poll_s)
+        time.sleep(
+            max(poll_s, time.monotonic() - started)
+        )  # a big batch: poll at most half the time
 
 
 def show_status(services: Services, batch_id: str, *, as_json: bool, watching: bool) -> int:
