@@ -24,6 +24,9 @@ class EmulatorServer(ThreadingHTTPServer):
 
     daemon_threads = True  # a hung handler must never keep the process alive
     allow_reuse_address = True
+    # socketserver's default backlog of 5 resets connections when a fleet of 50+ slots (or a
+    # benchmark's thread pool) connects at once.
+    request_queue_size = 256
 
     def __init__(self, config: EmulatorConfig) -> None:
         self.app = EmulatorApp(config)

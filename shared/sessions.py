@@ -174,14 +174,18 @@ class SessionRepository:
             if key.endswith("/session.json"):
                 yield key[len(SESSIONS) : -len("/session.json")]
 
-    def snapshot(self, sid: str) -> SessionSnapshot:
-        """Read the whole session: one listing, then each object once."""
+    def snapshot(self, sid: str, through: int | None = None) -> SessionSnapshot:
+        """Read the session: one listing, then each object once.
+
+        With `through`, the objects of later turns are skipped: turn n needs only turns 1..n,
+        and reading every later request made each turn cost O(session length) GETs.
+        """
         snap = SessionSnapshot(record=self.session(sid))
         for key in self.store.list(f"{SESSIONS}{sid}/"):
-            self._load_into(snap, sid, key)
+            self._load_into(snap, sid, key, through)
         return snap
 
-    def _load_into(self, snap: SessionSnapshot, sid: str, key: str) -> None:
+    def _load_into(self, snap: SessionSnapshot, sid: str, key: str, through: int | None) -> None:
         rest = key[len(f"{SESSIONS}{sid}/") :]
         if rest == "cancel":
             snap.cancelled = True
@@ -190,6 +194,8 @@ class SessionRepository:
         if len(parts) != 3 or parts[0] != "turns" or not parts[1].isdigit():
             return
         index, name = int(parts[1]), parts[2]
+        if through is not None and index > through:
+            return
         if name == "request.json" and (req := self.request(sid, index)):
             snap.requests[index] = req
         elif name == "result.json" and (res := self.result(sid, index)):

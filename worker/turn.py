@@ -94,7 +94,7 @@ class TurnRunner:
 
     def _attempt(self, sid: str, index: int, attempt: int) -> Outcome:
         """Steps 4-7 for a turn whose predecessor is committed."""
-        snap = self.services.repo.snapshot(sid)
+        snap = self.services.repo.snapshot(sid, through=index)
         request = snap.requests.get(index)
         if index in snap.results:
             self._after_commit(sid, index, snap.results[index], redelivered=True)

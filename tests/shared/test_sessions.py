@@ -188,6 +188,26 @@ def test_snapshot_reads_requests_results_failures_and_cancel(repo: SessionReposi
     assert snap.last_index == 3
 
 
+def test_snapshot_through_a_turn_reads_nothing_of_later_turns(
+    repo: SessionRepository, store: MemoryStore
+) -> None:
+    repo.create_session(record())
+    for n in (1, 2, 3, 4):
+        repo.add_request("s1", request(n, f"p{n}"))
+    repo.commit_result("s1", result(1))
+    repo.record_failure("s1", failure(3))
+    repo.cancel("s1")
+    reads: list[str] = []
+    get = store.get
+    store.get = lambda key: reads.append(key) or get(key)  # type: ignore[method-assign]
+
+    snap = repo.snapshot("s1", through=2)
+
+    assert (sorted(snap.requests), sorted(snap.results), snap.failures) == ([1, 2], [1], {})
+    assert snap.cancelled is True
+    assert not [key for key in reads if "/turns/0003/" in key or "/turns/0004/" in key]
+
+
 def test_snapshot_of_a_fresh_session_is_empty(repo: SessionRepository) -> None:
     repo.create_session(record())
     snap = repo.snapshot("s1")
