@@ -31,6 +31,9 @@ from shared.responses import (
 
 DEFAULT_CONNECT_TIMEOUT_S = 5.0
 BODY_CHUNK_BYTES = 64 * 1024
+# Kept connections per host: at least a worker's threads, or surplus ones are closed and reopened
+# on every call (requests keeps 10).
+POOL_CONNECTIONS = 64
 READ_CHUNK_BYTES = 256 * 1024
 # Far above any real answer (a 4K PNG is tens of MB in base64); refuses a runaway or lying server.
 MAX_RESPONSE_BYTES = 512 * 1024 * 1024
@@ -142,9 +145,12 @@ def _read_chunks(response: requests.Response, deadline: _Deadline) -> Iterator[b
     # read1 returns what has arrived; iter_content would block until a full chunk is in, so a
     # server dripping one byte at a time could hold us far past the deadline.
     raw = response.raw
-    sock = getattr(getattr(raw, "connection", None), "sock", None)
     while True:
         remaining = deadline.check("reading the response body")
+        # Looked up before every read: the read that completes the body hands the connection
+        # back to the pool, where another thread may take it (or it is closed as surplus), so
+        # its socket is no longer ours to touch (a closed one raised EBADF after a paid call).
+        sock = getattr(getattr(raw, "connection", None), "sock", None)
         if sock is not None:  # each read may wait only what is left of the total budget
             sock.settimeout(remaining)
         chunk = raw.read1(READ_CHUNK_BYTES, decode_content=True)
@@ -175,6 +181,14 @@ def _read_body(response: requests.Response, deadline: _Deadline) -> bytearray:
     return body
 
 
+def _pooled_session() -> requests.Session:
+    session = requests.Session()
+    adapter = requests.adapters.HTTPAdapter(pool_maxsize=POOL_CONNECTIONS)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    return session
+
+
 class HttpGeminiClient:
     """GeminiClient over requests: key in a header, one total deadline, only our errors escape.
 
@@ -194,7 +208,7 @@ class HttpGeminiClient:
         self._key = api_key.get_secret_value() if api_key is not None else None
         self._timeout_s = timeout_s
         self._connect_timeout_s = connect_timeout_s
-        self._session = session or requests.Session()
+        self._session = session or _pooled_session()
 
     def close(self) -> None:
         """Release pooled connections."""

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+import requests
 from pydantic import SecretStr
 
 from shared.errors import (
@@ -49,6 +50,7 @@ class _Server(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _Handler)
         self.behaviour: Behaviour = lambda handler: _reply(handler, 200, _success_body())
         self.received: list[Received] = []
+        self.clients: set[tuple[str, int]] = set()  # client addresses: one per connection
         self.stop = threading.Event()  # set at teardown so hanging handlers end
 
 
@@ -60,6 +62,7 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length", "0"))
         body = self.rfile.read(length)
         self.server.received.append(Received(self.path, dict(self.headers.items()), body))
+        self.server.clients.add(self.client_address[:2])
         if len(body) == length:
             # the client gives up and closes in several tests; that is what they provoke
             with contextlib.suppress(OSError):
@@ -188,6 +191,43 @@ def test_a_200_returns_the_parsed_answer_with_its_latency(
     assert resp.parts[1].image == PNG
     assert resp.response_id == "r1"
     assert 0 < resp.latency_s < 5
+
+
+def _slow_success(handler: _Handler) -> None:
+    handler.server.stop.wait(0.3)  # long enough for every thread's call to overlap
+    _reply(handler, 200, _success_body())
+
+
+@pytest.mark.parametrize("pool", ["own", "requests-default"])
+def test_one_client_shared_by_many_threads_never_fails_a_completed_call(
+    server: _Server, pool: str
+) -> None:
+    # More threads than requests' default pool (10): surplus connections are closed when the
+    # body is complete, and reading on must not touch their sockets (it raised EBADF).
+    server.behaviour = _slow_success
+    host, port = server.server_address[:2]
+    session = requests.Session() if pool == "requests-default" else None
+    client = HttpGeminiClient(f"http://{host!s}:{port}", SecretStr(KEY), session=session)
+    errors: list[Exception] = []
+
+    def call() -> None:
+        for _ in range(2):
+            try:
+                client.generate(MODEL, BytesBody(b'{"contents": []}'))
+            except Exception as exc:
+                errors.append(exc)
+
+    threads = [threading.Thread(target=call) for _ in range(24)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    client.close()
+
+    assert errors == []
+    assert len(server.received) == 48
+    if pool == "own":  # every second call reused a kept connection
+        assert len(server.clients) <= 24
 
 
 def test_the_key_is_sent_as_a_header_and_never_in_the_url(server: _Server) -> None:
