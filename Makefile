@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test unit integration lint typecheck bench chaos compose-config clean
+.PHONY: install run test test-slow unit integration lint typecheck bench chaos compose-config clean
 
 # pip's log is kept out of sight (this machine's pip config prints ~90 harmless index warnings)
 # and shown only when the install fails.
@@ -20,7 +20,10 @@ run: $(STAMP)  ## the living-room session on the embedded default (no servers, n
 	$(BIN)/editqueue run examples/living-room.yaml --out out/living-room
 
 test: $(STAMP)  ## unit + integration tests (starts its own redis-server, moto server, emulator)
-	$(BIN)/pytest -q --cov --cov-report=term:skip-covered
+	$(BIN)/pytest -q -m "not slow" --cov --cov-report=term:skip-covered
+
+test-slow: $(STAMP)  ## the slow fault tests (SIGKILL at every failpoint, reconcile after a Redis wipe)
+	$(BIN)/pytest -q -m slow
 
 unit: $(STAMP)
 	$(BIN)/pytest -q -m "not integration"
@@ -37,6 +40,9 @@ typecheck: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/overhead.py
+
+chaos: $(STAMP)  ## 50 sessions x 5 turns under SIGKILLs, API faults and a Redis wipe (~2 min)
+	$(BIN)/python bench/chaos.py
 
 compose-config:
 	docker-compose -f docker-compose.yml config -q
