@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,7 +12,7 @@ from shared import runtime
 from shared.broker import TASK_RUN_TURN
 from shared.errors import EditQueueError, TransientError
 from shared.models import ErrorInfo, FailureRecord, validate_session_id
-from worker.turn import BUSY_RETRY_S, TurnRunner
+from worker.turn import BUSY_RETRY_S, TurnRunner, delivery_owner
 
 log = logging.getLogger("editqueue.tasks")
 
@@ -29,7 +28,7 @@ def run_turn(self: Any, session_id: str, index: int, attempt: int = 1) -> str:
             f"run_turn({session_id!r}, {index!r}, attempt={attempt!r}): bad turn index"
         )
     services = runtime.current()
-    runner = TurnRunner(services, owner=self.request.id or uuid.uuid4().hex)
+    runner = TurnRunner(services, owner=delivery_owner(self.request.id))
     try:
         return runner.run(session_id, index, attempt).value
     except TransientError as exc:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import random
 import time
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -57,6 +58,16 @@ class _OverBudget(PermanentError):
     """The turn's price would pass a budget; it waits for the budget to be raised."""
 
     kind = "budget"
+
+
+def delivery_owner(task_id: str | None) -> str:
+    """A lease owner unique to one delivery of a task.
+
+    Not the task id alone: duplicates of a turn share its deterministic id (a BUSY requeue, a
+    chain sent by both a winner and a 412 loser), and a lease re-entrant for them would let both
+    pay for the same turn at once.
+    """
+    return f"{task_id or 'task'}/{uuid.uuid4().hex[:12]}"
 
 
 @dataclass

@@ -30,6 +30,7 @@ import boto3
 import pytest
 import redis
 import requests
+from celery import Celery
 from PIL import Image
 
 from tests.integration.services import (
@@ -271,9 +272,9 @@ def child_talking_to(parent: int, port: int) -> int:
 def test_prefork_child_killed_mid_call_is_requeued_at_once_and_completes(fstack: Stack) -> None:
     """Injected: SIGKILL of the prefork pool child that is waiting for the API's answer.
 
-    Must hold: the turn is rejected back to the queue at once (task_reject_on_worker_lost), runs
-    again on the other child and commits once, well before the 60 s visibility timeout could
-    have brought it back.
+    Must hold: the turn is rejected back to the queue at once (task_reject_on_worker_lost), waits
+    out the dead child's lease (so two deliveries never pay at once), runs again on the other
+    child and commits once, well before the 60 s visibility timeout could have brought it back.
     """
     emulator = private_emulator(fstack, "--latency-s", "4")
     port = int(fstack.extra_env["EDITQUEUE_API_BASE_URL"].rsplit(":", 1)[1])
@@ -291,9 +292,37 @@ def test_prefork_child_killed_mid_call_is_requeued_at_once_and_completes(fstack:
     assert_committed_once(fstack, doc)
     assert recovered_s < 45, "came back by the visibility timeout, not by the pool's reject"
     assert "WorkerLostError" in worker.output()
+    assert worker.output().count(f"run_turn[{sid}:0001:1] received") >= 2, "not requeued"
     assert worker.popen.poll() is None, "the main process survives its child"
     assert ok_calls(emulator_stats(fstack)) == 2  # the killed call was answered (and billed)
     del emulator
+
+
+def test_a_duplicate_delivery_after_the_lease_was_lost_gets_412_and_carries_on(
+    fstack: Stack,
+) -> None:
+    """Injected: turn 1's lease deleted from Redis mid-call (as a wipe would) and a duplicate
+    message for turn 1 sent, so two deliveries pay for the same turn.
+
+    Must hold: the second commit gets 412 from the conditional put, reads the winner and
+    carries on ("dup" in its log); result.json has one version and turn 2 is built on the
+    winner's image.
+    """
+    private_emulator(fstack, "--latency-s", "3")
+    fstack.start_worker()
+    fstack.start_worker()
+    (sid,) = submit(fstack, TWO_TURNS)
+    wait_until(lambda: emulator_stats(fstack)["in_flight"] == 1, 30, "turn 1 in its API call")
+    assert redis.Redis(port=fstack.redis_port).delete(f"eq:lease:{sid}:1") == 1
+    Celery(broker=fstack.broker_url).send_task(
+        "editqueue.run_turn", args=[sid, 1], queue="editqueue.turns"
+    )
+
+    doc = wait_state(fstack, sid, timeout_s=60)
+
+    assert_committed_once(fstack, doc)
+    assert re.search(rf"turn {sid}/1 dup \(attempt 1\)", worker_logs(fstack))
+    assert ok_calls(emulator_stats(fstack)) == 3
 
 
 # --- Redis loses its memory -------------------------------------------------------------------
@@ -478,6 +507,8 @@ PERMANENT = [
     ("image_safety", "blocked", 200, "IMAGE_SAFETY", 1),
     ("prohibited", "blocked", 200, "IMAGE_PROHIBITED_CONTENT", 1),
     ("noimage", "no_image", 200, "without an image", 3),
+    ("textonly", "no_image", 200, "only text", 3),
+    ("nocandidate", "no_image", 200, "without any candidate", 3),
     ("400", "bad_request", 400, "INVALID_ARGUMENT", 1),
     ("403", "auth", 403, "check GEMINI_API_KEY", 1),
 ]
@@ -487,7 +518,7 @@ def test_permanent_api_faults_fail_the_turn_with_the_reason_after_bounded_calls(
     fstack: Stack,
 ) -> None:
     """Injected: a blocked prompt, IMAGE_SAFETY and PROHIBITED finish reasons, 200 without an
-    image, a 400 and a 403, one per session.
+    image (NO_IMAGE, text only, no candidate), a 400 and a 403, one per session.
 
     Must hold: each session fails; `status --json` shows the kind, HTTP status and message;
     blocks and 4xx stop after one call and a missing image after at most 3; a blocked turn
