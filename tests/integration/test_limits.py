@@ -24,8 +24,6 @@ RATE_WINDOW_S = 5.0
 # The fleet may leave a little of each window unused: a refused turn comes back after the window
 # frees a slot plus up to a second of jitter, then loads its history before calling.
 RATE_USED_PER_WINDOW = 8
-# One 512 image plus a few hundred prompt tokens (shared/catalog.py, shared/cost.py).
-PRICE_512_USD = 0.0455
 
 
 @pytest.fixture
@@ -199,7 +197,6 @@ def test_batch_budget_caps_spend_and_resumes_when_raised(
 ) -> None:
     own_emulator(0.2)
     sessions, turns = 6, 2
-    turn_price = PRICE_512_USD
     budget = 0.25  # ~5.5 turns of a 12-turn batch (~$0.54): about half
     for _ in range(3):
         stack.start_worker()
@@ -223,9 +220,10 @@ def test_batch_budget_caps_spend_and_resumes_when_raised(
     wait_until(settled, 60, "the batch to stop at its budget")
 
     docs = statuses(stack)
-    spent = sum(t["cost_usd"] for d in docs for t in d["turns"])
+    costs = [t["cost_usd"] for d in docs for t in d["turns"] if t["state"] == "succeeded"]
+    spent = sum(costs)
     assert spent <= budget
-    assert spent >= budget - turn_price, f"budget under-used: ${spent:.4f} of ${budget}"
+    assert spent >= budget - max(costs), f"budget under-used: ${spent:.4f} of ${budget}"
     assert ledger_spent(stack, batch) == pytest.approx(spent, abs=1e-6)
     assert all(t["waiting_reason"] == "budget" for t in firsts), firsts
     assert batch_spend(stack, batch)["waiting"].get("budget") == len(firsts)
