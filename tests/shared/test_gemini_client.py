@@ -45,6 +45,7 @@ class Received:
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 64  # the default backlog of 5 resets some of 24 simultaneous connects
 
     def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
