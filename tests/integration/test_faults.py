@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import io
 import json
+import os
 import re
 import signal
 import socket
@@ -247,7 +248,8 @@ def test_worker_sigkilled_at_a_failpoint_loses_no_turn_and_commits_each_once(
         rf"run_turn\[{sid}:0001:1\] succeeded in [\d.]+s: '(\w+)'", rescuer.output()
     )
     expected = "already_done" if point == "after_commit" else "committed"
-    assert delivered == [expected]
+    # "busy" when the redelivery beat the dead delivery's lease (12 s, 2 s under the timeout).
+    assert [outcome for outcome in delivered if outcome != "busy"] == [expected]
 
 
 def child_talking_to(parent: int, port: int) -> int:
@@ -273,29 +275,28 @@ def test_prefork_child_killed_mid_call_is_requeued_at_once_and_completes(fstack:
     """Injected: SIGKILL of the prefork pool child that is waiting for the API's answer.
 
     Must hold: the turn is rejected back to the queue at once (task_reject_on_worker_lost), waits
-    out the dead child's lease (so two deliveries never pay at once), runs again on the other
-    child and commits once, well before the 60 s visibility timeout could have brought it back.
+    out the dead child's 15 s lease (so two deliveries never pay at once), runs again on the
+    other child and commits once, long before the 90 s visibility timeout could bring it back.
     """
-    emulator = private_emulator(fstack, "--latency-s", "4")
+    private_emulator(fstack, "--latency-s", "4")
     port = int(fstack.extra_env["EDITQUEUE_API_BASE_URL"].rsplit(":", 1)[1])
-    fstack.extra_env["EDITQUEUE_VISIBILITY_TIMEOUT_S"] = "60"
+    fstack.extra_env["EDITQUEUE_VISIBILITY_TIMEOUT_S"] = "90"
     worker = fstack.start_worker("--pool", "prefork", "--concurrency", "2")
     (sid,) = submit(fstack, ONE_TURN)
     wait_until(lambda: emulator_stats(fstack)["in_flight"] == 1, 30, "the API call in flight")
     child = child_talking_to(worker.popen.pid, port)
     killed_at = time.monotonic()
-    subprocess.run(["kill", "-KILL", str(child)], check=True)
+    os.kill(child, signal.SIGKILL)
 
-    doc = wait_state(fstack, sid, timeout_s=60)
+    doc = wait_state(fstack, sid, timeout_s=85)
     recovered_s = time.monotonic() - killed_at
 
     assert_committed_once(fstack, doc)
-    assert recovered_s < 45, "came back by the visibility timeout, not by the pool's reject"
+    assert recovered_s < 70, "came back by the visibility timeout, not by the pool's reject"
     assert "WorkerLostError" in worker.output()
     assert worker.output().count(f"run_turn[{sid}:0001:1] received") >= 2, "not requeued"
     assert worker.popen.poll() is None, "the main process survives its child"
     assert ok_calls(emulator_stats(fstack)) == 2  # the killed call was answered (and billed)
-    del emulator
 
 
 def test_a_duplicate_delivery_after_the_lease_was_lost_gets_412_and_carries_on(
@@ -440,8 +441,8 @@ def test_redis_wiped_and_restarted_then_reconcile_completes_every_session_once(
     client = redis.Redis(port=fstack.redis_port)
     stalled = [sid for sid in unfinished if not client.exists(f"eq:live:{sid}")]
     assert stalled, "nothing stalled: the wipe came too late to test anything"
-    for proc in workers:  # idle, so nothing is lost; the reconcile counts are then exact
-        proc.kill()
+    for proc in workers:  # a warm shutdown: nothing runs during the reconciles, counts are exact
+        proc.kill(signal.SIGTERM)
 
     first = fstack.cli("reconcile")
     again = fstack.cli("reconcile")
