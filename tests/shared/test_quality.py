@@ -152,8 +152,8 @@ def test_large_jpegs_are_decoded_at_the_analysis_size() -> None:
 
     image = decode_reduced(data)
 
-    assert image.size == (ANALYSIS_LONG_SIDE_PX, 288)
-    assert analysis_size(300, 200) == (300, 200)  # small images are not enlarged
+    assert image.size == (ANALYSIS_LONG_SIDE_PX, ANALYSIS_LONG_SIDE_PX * 2304 // 4096)
+    assert analysis_size(200, 100) == (200, 100)  # small images are not enlarged
 
 
 def test_tiny_images_still_get_a_score() -> None:
