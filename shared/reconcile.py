@@ -19,8 +19,13 @@ log = logging.getLogger("editqueue.reconcile")
 BUDGET_REASON = "budget"
 
 
-def _fresh(live: LiveTurn | None, now: float, stale_after_s: float) -> bool:
-    return live is not None and now - live.updated_at < stale_after_s
+def _fresh(live: LiveTurn | None, now: float, stale_after_s: float, running_s: float) -> bool:
+    if live is None:
+        return False
+    # A running delivery either finishes or is redelivered within the visibility timeout; a
+    # "running" entry older than that belongs to a message that is gone (e.g. a wiped Redis).
+    limit = running_s if live.state is TurnState.RUNNING else stale_after_s
+    return now - live.updated_at < limit
 
 
 def due_turns(
@@ -29,6 +34,7 @@ def due_turns(
     now: float,
     *,
     stale_after_s: float,
+    running_stale_s: float = float("inf"),
     include_budget: bool = False,
 ) -> list[tuple[int, int]]:
     """(index, attempt) of every turn to enqueue now: unqueued-but-due, or parked-and-due."""
@@ -40,7 +46,9 @@ def due_turns(
             budget_release = include_budget and park.reason == BUDGET_REASON
             if park.due_at <= now or budget_release:
                 due.append((index, park.attempt))
-        elif state is TurnState.QUEUED and not _fresh(live.get(index), now, stale_after_s):
+        elif state is TurnState.QUEUED and not _fresh(
+            live.get(index), now, stale_after_s, running_stale_s
+        ):
             due.append((index, 1))
     return due
 
@@ -56,8 +64,15 @@ def reconcile_session(
         if park is not None:
             services.coord.index_park(sid, index, park.due_at)
     live = services.coord.live(sid)
-    stale_after_s = services.settings.reconcile_stale_s
-    found = due_turns(snap, live, now, stale_after_s=stale_after_s, include_budget=include_budget)
+    settings = services.settings
+    found = due_turns(
+        snap,
+        live,
+        now,
+        stale_after_s=settings.reconcile_stale_s,
+        running_stale_s=settings.visibility_timeout_s + settings.longest_task_s,
+        include_budget=include_budget,
+    )
     for index, attempt in found:
         dispatch(services, sid, index, attempt=attempt)
         if index in snap.parked:

@@ -60,3 +60,22 @@ def test_wiped_coordinator_is_detected_by_its_missing_epoch() -> None:
     assert not coord.has_epoch()
     coord.mark_epoch()
     assert coord.has_epoch()
+
+
+def test_reconcile_resends_a_turn_whose_running_entry_outlived_the_visibility_timeout(
+    tmp_path: Path,
+) -> None:
+    from shared.coordination import LiveTurn
+    from shared.models import TurnState
+    from shared.reconcile import reconcile
+
+    world = make_world(tmp_path, [])
+    sid = world.session(["a"])
+    settings = world.services.settings
+    now = time.time()
+    started = now - settings.visibility_timeout_s - settings.longest_task_s - 1
+    world.coord.set_live(sid, 1, LiveTurn(state=TurnState.RUNNING, attempts=1, updated_at=started))
+
+    assert reconcile(world.services, now) == 1
+    world.coord.set_live(sid, 1, LiveTurn(state=TurnState.RUNNING, attempts=1, updated_at=now))
+    assert reconcile(world.services, now) == 0  # a live running delivery is left alone
