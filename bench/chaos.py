@@ -35,8 +35,6 @@ import os
 import random
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -49,6 +47,7 @@ from typing import Any
 import boto3
 import redis
 import requests
+from fleet import Child, free_port, spawn, wait_until
 from PIL import Image
 
 from shared.s3 import S3Store
@@ -87,45 +86,6 @@ FINISHED_RE = re.compile(r"run_turn\[([^\]]+)\] (?:succeeded|raised|retry)")
 LINEAGE_RE = re.compile(rb"generation=(\d+) parent=(\w+)")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for(check: Any, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            if check():
-                return
-        except Exception:
-            pass
-        time.sleep(0.1)
-    raise SystemExit(f"chaos: {what} not ready after {timeout_s}s")
-
-
-@dataclass
-class Proc:
-    """A process we started in its own group (so SIGKILL takes its children too)."""
-
-    popen: subprocess.Popen[bytes]
-    log: Path
-
-    def kill(self) -> None:
-        if self.popen.poll() is None:
-            os.killpg(self.popen.pid, signal.SIGKILL)
-            self.popen.wait(timeout=20)
-
-
-def spawn(argv: list[str], log: Path, env: dict[str, str] | None = None) -> Proc:
-    with log.open("wb") as handle:
-        popen = subprocess.Popen(
-            argv, stdout=handle, stderr=subprocess.STDOUT, env=env, start_new_session=True
-        )
-    return Proc(popen, log)
-
-
 @dataclass
 class Kill:
     """One SIGKILL: when, and the task ids the victim had received but not finished."""
@@ -141,12 +101,12 @@ class Chaos:
     workdir: Path
     args: argparse.Namespace
     rng: random.Random
-    procs: list[Proc] = field(default_factory=list)
-    workers: list[Proc] = field(default_factory=list)
-    all_workers: list[Proc] = field(default_factory=list)
+    procs: list[Child] = field(default_factory=list)
+    workers: list[Child] = field(default_factory=list)
+    all_workers: list[Child] = field(default_factory=list)
     kills: list[Kill] = field(default_factory=list)
     redis_port: int = 0
-    redis_proc: Proc | None = None
+    redis_proc: Child | None = None
     s3_url: str = ""
     api_url: str = ""
     prefix: str = "chaos"
@@ -159,18 +119,17 @@ class Chaos:
         self.redis_port = self.redis_port or free_port()
         argv = ["redis-server", "--port", str(self.redis_port), "--bind", "127.0.0.1"]
         argv += ["--save", "", "--appendonly", "no"]
-        log = self.workdir / f"redis-{len(self.procs)}.log"
-        self.redis_proc = spawn(argv, log)
+        self.redis_proc = spawn(f"redis-{len(self.procs)}", argv, self.workdir)
         self.procs.append(self.redis_proc)
         port = self.redis_port
-        wait_for(lambda: redis.Redis(port=port).ping(), 10, "redis-server")
+        wait_until(lambda: redis.Redis(port=port).ping(), 10, "redis-server")
 
     def start_s3(self) -> None:
         port = free_port()
         argv = [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)]
-        self.procs.append(spawn(argv, self.workdir / "moto.log"))
+        self.procs.append(spawn("moto", argv, self.workdir))
         self.s3_url = f"http://127.0.0.1:{port}"
-        wait_for(lambda: requests.get(self.s3_url, timeout=1).ok, 30, "moto server")
+        wait_until(lambda: requests.get(self.s3_url, timeout=1).ok, 30, "moto server")
         s3 = s3_client(self.s3_url)
         s3.create_bucket(Bucket=BUCKET)
         s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
@@ -179,9 +138,9 @@ class Chaos:
         port = free_port()
         argv = [sys.executable, "-m", "emulator", "--port", str(port), "--api-key", API_KEY]
         argv += ["--seed", str(self.args.seed), *EMULATOR_ARGS]
-        self.procs.append(spawn(argv, self.workdir / "emulator.log"))
+        self.procs.append(spawn("emulator", argv, self.workdir))
         self.api_url = f"http://127.0.0.1:{port}"
-        wait_for(lambda: requests.get(f"{self.api_url}/healthz", timeout=1).ok, 30, "emulator")
+        wait_until(lambda: requests.get(f"{self.api_url}/healthz", timeout=1).ok, 30, "emulator")
 
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("EDITQUEUE_")}
@@ -205,14 +164,14 @@ class Chaos:
         n = len(self.all_workers)
         argv = [str(BIN / "editqueue"), "worker", "--pool", "threads", "--concurrency", "2"]
         argv += ["-n", f"chaos{n}@%h"]
-        proc = spawn(argv, self.workdir / f"worker-{n}.log", self.env())
+        proc = spawn(f"worker-{n}", argv, self.workdir, self.env())
         self.workers.append(proc)
         self.all_workers.append(proc)
 
     def kill_one(self) -> None:
         victim = self.rng.choice(self.workers)
         at = time.time()
-        victim.kill()
+        victim.stop()
         self.workers.remove(victim)
         self.kills.append(Kill(at, in_flight(victim.log.read_text(errors="replace"))))
         self.start_worker()
@@ -221,7 +180,7 @@ class Chaos:
         """FLUSHALL, then kill redis-server and start an empty one on the same port."""
         redis.Redis(port=self.redis_port).flushall()
         assert self.redis_proc is not None
-        self.redis_proc.kill()
+        self.redis_proc.stop()
         self.wiped_at = time.time()
         self.start_redis()
 
@@ -247,7 +206,7 @@ class Chaos:
 
     def stop(self) -> None:
         for proc in [*self.all_workers, *self.procs]:
-            proc.kill()
+            proc.stop()
 
 
 def in_flight(log: str) -> list[str]:
@@ -479,7 +438,7 @@ def main() -> int:
         print(f"chaos: submitted {len(sids)} sessions; logs in {workdir}")
         elapsed = drive(chaos, sids)
         for proc in chaos.workers:
-            proc.kill()
+            proc.stop()
         ok = report(chaos, sids, elapsed)
     finally:
         chaos.stop()

@@ -6,8 +6,6 @@ import logging
 from datetime import datetime
 
 from shared.blobcache import BlobCache
-from shared.catalog import profile_for
-from shared.cost import turn_cost_usd
 from shared.images import dimensions, sniff_mime
 from shared.models import BlobRef, ImageInfo, ResultPart, SessionRecord, TurnRequest, TurnResult
 from shared.quality import turn_metrics
@@ -62,7 +60,7 @@ def build_result(
     chosen: ReturnedPart,
     attempt: int,
     now: datetime,
-    price_overrides: dict[str, dict[str, float]],
+    cost_usd: float,
     previous: TurnResult | None = None,
 ) -> TurnResult:
     """A `TurnResult` for the answer; `chosen` is the non-thought image part to show.
@@ -72,8 +70,6 @@ def build_result(
     parts = [store_part(blobs, part) for part in response.parts]
     main = next(p for p, raw in zip(parts, response.parts, strict=True) if raw is chosen)
     assert main.image is not None and chosen.image is not None
-    size = request.image_size or record.image_size
-    images = sum(1 for p in response.parts if p.image is not None and not p.thought)
     return TurnResult(
         index=request.index,
         parts=parts,
@@ -84,9 +80,7 @@ def build_result(
         response_id=response.response_id,
         latency_s=round(response.latency_s, 3),
         attempt=attempt,
-        cost_usd=turn_cost_usd(
-            profile_for(record.model), size, response.usage, price_overrides, images
-        ),
+        cost_usd=cost_usd,
         request_revision=request.revision,
         committed_at=now,
         metrics=quality_metrics(blobs, previous, request.prompt, chosen.image),

@@ -193,6 +193,7 @@ class TurnRunner:
     ) -> Outcome:
         """Step 7: exact bytes to blobs, `result.json` once, then step 8."""
         sid = snap.record.session_id
+        cost_usd = response_cost(snap, index, response, self.services)
         try:
             result = build_result(
                 blobs=self.services.blobs,
@@ -202,13 +203,13 @@ class TurnRunner:
                 chosen=chosen,
                 attempt=attempt,
                 now=datetime.now(UTC),
-                price_overrides=self.services.settings.price_overrides,
+                cost_usd=cost_usd,
                 previous=snap.results.get(index - 1),
             )
             failpoint(self.services.settings, "after_blobs")
             winner, won = self.services.repo.commit_result(sid, result)
         finally:
-            hold.settle(response_cost(snap, index, response, self.services))
+            hold.settle(cost_usd)  # billed, whether or not this attempt won the commit
         TurnEffects(self.services, sid, index).done()
         if index in snap.parked:
             self.services.repo.unpark(sid, index)
