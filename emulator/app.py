@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import random
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from emulator.config import EmulatorConfig
@@ -28,6 +28,7 @@ from shared.catalog import profile_for
 JSON_TYPE = "application/json; charset=UTF-8"
 HTML_TYPE = "text/html; charset=UTF-8"
 Mode = Literal["normal", "hang", "drip", "truncated"]
+FLEX_SHED = "The service is currently unavailable for the flex tier. Please retry later."
 UNREADABLE_IMAGE = (
     "Unable to process input image. Please retry or report in "
     "https://developers.generativeai.google/guide/troubleshooting"
@@ -45,6 +46,7 @@ class Reply:
     mode: Mode = "normal"
     delay_s: float = 0.0
     generation: int | None = None
+    tier: str = "standard"  # the service tier the call asked for
 
 
 def json_bytes(body: JsonDict) -> bytes:
@@ -77,10 +79,11 @@ class EmulatorApp:
         with self._rng_lock:
             return self._rng.random()
 
-    def latency_s(self) -> float:
-        """Mean latency plus uniform jitter, never negative."""
+    def latency_s(self, tier: str = "standard") -> float:
+        """Mean latency plus uniform jitter (plus the flex tier's extra), never negative."""
         jitter = self.config.latency_jitter_s * (2.0 * self._roll() - 1.0)
-        return max(0.0, self.config.latency_s + jitter)
+        extra = self.config.flex_latency_s if tier == "flex" else 0.0
+        return max(0.0, self.config.latency_s + jitter) + extra
 
     def too_large(self) -> Reply:
         """The 400 for a body over the configured limit."""
@@ -105,6 +108,9 @@ class EmulatorApp:
             fault = self.faults.choose(request.last_user_text)
         except ApiError as error:
             return error_reply(error, "invalid")
+        if request.service_tier == "flex" and self._roll() < self.config.flex_shed_rate:
+            shed = ApiError(503, "UNAVAILABLE", FLEX_SHED)
+            return replace(error_reply(shed, "flex_shed", self.config.flex_latency_s), tier="flex")
         if fault is None:
             return self._success(request, "normal", OUTCOME_OK)
         return self._fault(request, fault)
@@ -145,7 +151,16 @@ class EmulatorApp:
             declared = "image/png"  # the real API sometimes labels JPEG bytes as PNG
         body = json_bytes(success_body(request, image, self.signer, declared))
         generation = image.generation if image is not None else None
-        return Reply(200, body, outcome, mode=mode, delay_s=self.latency_s(), generation=generation)
+        delay = self.latency_s(request.service_tier)
+        return Reply(
+            200,
+            body,
+            outcome,
+            mode=mode,
+            delay_s=delay,
+            generation=generation,
+            tier=request.service_tier,
+        )
 
     def reset(self) -> None:
         """Clear call statistics and trigger counters."""

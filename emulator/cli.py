@@ -80,6 +80,10 @@ def _announce(url: str) -> None:
 )
 @click.option("--jpeg-quality", default=DEFAULT_JPEG_QUALITY, show_default=True)
 @click.option("--max-request-mb", default=100, show_default=True, help="Request payload limit.")
+@click.option("--flex-latency-s", default=0.0, show_default=True, help="Extra latency of flex.")
+@click.option(
+    "--flex-shed-rate", default=0.0, show_default=True, help="Share of flex calls shed (503)."
+)
 def emulator_command(
     host: str,
     port: int,
@@ -96,6 +100,8 @@ def emulator_command(
     image_format: str,
     jpeg_quality: int,
     max_request_mb: int,
+    flex_latency_s: float,
+    flex_shed_rate: float,
 ) -> None:
     """Run a local stand-in for the Gemini image API (generateContent)."""
     try:
@@ -115,6 +121,8 @@ def emulator_command(
             image_format="png" if image_format == "png" else "jpeg",
             jpeg_quality=jpeg_quality,
             max_request_bytes=max_request_mb * MEGABYTE,
+            flex_latency_s=flex_latency_s,
+            flex_shed_rate=flex_shed_rate,
         )
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc

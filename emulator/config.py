@@ -60,6 +60,8 @@ class EmulatorConfig:
     mime_lie_rate: float = 0.0  # share of images declared image/png while the bytes are JPEG
     image_format: ImageFormat = "jpeg"
     jpeg_quality: int = DEFAULT_JPEG_QUALITY
+    flex_latency_s: float = 0.0  # extra latency of a serviceTier=flex call
+    flex_shed_rate: float = 0.0  # share of flex calls shed with 503 UNAVAILABLE
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.fault_rates) - set(FAULT_NAMES))
@@ -70,6 +72,8 @@ class EmulatorConfig:
             raise ValueError(f"fault rates must each lie in [0, 1] and sum to <= 1: {bad or ''}")
         if not 0.0 <= self.mime_lie_rate <= 1.0:
             raise ValueError("mime_lie_rate must lie in [0, 1]")
+        if not 0.0 <= self.flex_shed_rate <= 1.0 or self.flex_latency_s < 0:
+            raise ValueError("flex_shed_rate must lie in [0, 1] and flex_latency_s be >= 0")
         if self.api_key == "":
             raise ValueError("api_key must be non-empty when set; leave it unset to accept any")
 

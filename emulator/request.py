@@ -12,6 +12,8 @@ from emulator.signatures import Signer, decode_base64
 from shared.catalog import profile_for
 
 ROLES = ("user", "model")
+# GenerateContentRequest.serviceTier values (google-genai's ServiceTier enum).
+SERVICE_TIERS = ("unspecified", "standard", "flex", "priority")
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,7 @@ class GenerateRequest:
     image_size: str | None
     include_thoughts: bool
     modalities: tuple[str, ...]
+    service_tier: str = "standard"
 
     @property
     def last_user_text(self) -> str:
@@ -197,7 +200,18 @@ def parse_request(model: str, body: JsonDict) -> GenerateRequest:
         raise invalid_argument("Invalid value at 'generation_config': expected an object.")
     aspect, size = _check_image_config(model, config)
     include, modalities = _generation_options(model, config)
-    return GenerateRequest(model, contents, aspect, size, include, modalities)
+    tier = _service_tier(body)
+    return GenerateRequest(model, contents, aspect, size, include, modalities, tier)
+
+
+def _service_tier(body: JsonDict) -> str:
+    raw = _get(body, "serviceTier", "service_tier")
+    tier = "standard" if raw is None else str(raw).lower()
+    if tier not in SERVICE_TIERS:
+        raise invalid_argument(
+            f"Invalid value at 'service_tier': {raw!r}; use one of {', '.join(SERVICE_TIERS)}."
+        )
+    return "standard" if tier == "unspecified" else tier
 
 
 def _signed_content(part: Part) -> tuple[str, bytes] | None:

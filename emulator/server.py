@@ -91,11 +91,11 @@ class _Handler(BaseHTTPRequestHandler):
             self.app.stopping.wait(reply.delay_s)
         if reply.mode == "normal":
             # Record before sending, so a client that has its answer also sees it in the stats.
-            self.app.stats.finish(record, reply.outcome, reply.status, reply.generation)
+            self.app.stats.finish(record, reply.outcome, reply.status, reply.generation, reply.tier)
             self._perform(reply)
             return
         status = self._perform(reply)
-        self.app.stats.finish(record, reply.outcome, status, reply.generation)
+        self.app.stats.finish(record, reply.outcome, status, reply.generation, reply.tier)
 
     def _decide(self, model: str, key: str) -> Reply:
         length = self._content_length()

@@ -23,6 +23,7 @@ class CallRecord:
     outcome: str = "in_flight"
     status: int = 0
     generation: int | None = None
+    tier: str = "standard"  # the serviceTier the call asked for
 
 
 class Stats:
@@ -40,12 +41,17 @@ class Stats:
         return record
 
     def finish(
-        self, record: CallRecord, outcome: str, status: int, generation: int | None = None
+        self,
+        record: CallRecord,
+        outcome: str,
+        status: int,
+        generation: int | None = None,
+        tier: str = "standard",
     ) -> None:
         """Record how a call ended (and which image generation it returned, if any)."""
         with self._lock:
             record.end, record.outcome, record.status = time.time(), outcome, status
-            record.generation = generation
+            record.generation, record.tier = generation, tier
 
     def reset(self) -> None:
         """Forget every call."""
@@ -60,6 +66,7 @@ class Stats:
         statuses = Counter(str(c["status"]) for c in calls)
         return {
             "total_calls": len(calls),
+            "by_tier": dict(Counter(c["tier"] for c in calls)),
             "successes": outcomes.get(OUTCOME_OK, 0),
             "in_flight": outcomes.get("in_flight", 0),
             "by_outcome": dict(outcomes),

@@ -26,6 +26,7 @@ from producer.manifest import create_manifest
 from producer.parallel import parallel_map
 from producer.report import write_report
 from producer.specs import LoadedSpec
+from producer.tiers import check_tiers
 from shared.catalog import profile_for
 from shared.dispatch import dispatch
 from shared.errors import EditQueueError, InvalidSpec, InvalidState, StorageUnavailable
@@ -36,6 +37,7 @@ from shared.models import (
     SessionRecord,
     SessionSpec,
     SessionStatus,
+    Tier,
     TurnRequest,
     TurnSpec,
     TurnState,
@@ -92,22 +94,26 @@ def submit_many(
     webhook_url: str | None = None,
     budget_usd: float | None = None,
     show_progress: bool = False,
+    tier: Tier | None = None,
 ) -> list[str]:
     """Validate every session, write them all (in parallel), then enqueue each; ids in order.
 
     With `batch_id`, the batch manifest (every session id and `budget_usd`) is the first write.
+    `tier` is the tier of sessions whose spec names none (standard when both are unset).
     """
+    tiers = [item.spec.tier or tier or Tier.STANDARD for item in items]
     sids = _new_session_ids(services, items)
+    check_tiers(services.settings, items, tiers)
     if batch_id is not None:
         create_manifest(services.repo, batch_id, sids, budget_usd, _now())
     owner = {"tenant": tenant, "webhook_url": webhook_url}
     parallel_map(
-        lambda job: _write_session(services, job[0], job[1], batch_id, owner),
-        list(zip(items, sids, strict=True)),
+        lambda job: _write_session(services, job[0], job[1], batch_id, owner, job[2]),
+        list(zip(items, sids, tiers, strict=True)),
         desc="writing" if show_progress else None,
     )
-    for sid in sids:
-        enqueue(services, sid, 1)
+    for sid, session_tier in zip(sids, tiers, strict=True):
+        enqueue(services, sid, 1, session_tier)
         services.coord.track_session(sid)
     return sids
 
@@ -132,6 +138,7 @@ def _write_session(
     sid: str,
     batch_id: str | None,
     owner: dict[str, str | None] | None = None,
+    tier: Tier = Tier.STANDARD,
 ) -> None:
     spec = item.spec
     images = [_upload_images(services, turn, item.base_dir) for turn in spec.turns]
@@ -144,6 +151,7 @@ def _write_session(
         metadata=spec.metadata,
         budget_usd=spec.budget_usd,
         batch_id=batch_id,
+        tier=tier,
         created_at=_now(),
         **(owner or {}),  # the HTTP API's tenant and webhook_url
     )
@@ -153,10 +161,11 @@ def _write_session(
         services.repo.add_request(sid, _request(index, turn, refs))
 
 
-def enqueue(services: Services, sid: str, index: int) -> None:
-    """Queue turn `index`; if the broker fails, say that the store has it and how to resume."""
+def enqueue(services: Services, sid: str, index: int, tier: Tier = Tier.STANDARD) -> None:
+    """Queue turn `index` on its tier's lane; if the broker fails, say that the store has it and
+    how to resume."""
     try:
-        dispatch(services, sid, index)
+        dispatch(services, sid, index, lane=tier.value)
     except EditQueueError as exc:
         raise StorageUnavailable(
             f"session {sid} turn {index} is stored but not queued ({exc}); "
@@ -200,7 +209,7 @@ def append_turn(services: Services, sid: str, turn: TurnSpec, base_dir: Path) ->
     while not repo.add_request(sid, _request(index, turn, images)):
         index += 1  # another append took this index first
     if repo.is_committed(sid, index - 1):
-        enqueue(services, sid, index)
+        enqueue(services, sid, index, snap.record.tier)
     return index
 
 
@@ -243,7 +252,7 @@ def retry_turn(
     services.repo.replace_request(sid, request.model_copy(update=update))
     services.repo.clear_failure(sid, index)
     services.coord.clear_live(sid, index)
-    enqueue(services, sid, index)
+    enqueue(services, sid, index, snap.record.tier)
     return index
 
 

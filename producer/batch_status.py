@@ -30,6 +30,7 @@ CSV_COLUMNS = (
     "wall_time_s",
     "failures",
     "drift_turns",
+    "tier",
 )
 
 
@@ -40,6 +41,7 @@ class SessionSummary(BaseModel):
 
     session_id: str
     state: str  # a SessionState value, or "missing"
+    tier: str = ""  # standard, flex or batch ("" when missing)
     turns_done: int = 0
     turns_total: int = 0
     turns_left: int = 0  # turns that will still run (none once the session is terminal)
@@ -82,6 +84,7 @@ def session_summary(snap: SessionSnapshot, status: SessionStatus) -> SessionSumm
     return SessionSummary(
         session_id=status.session_id,
         state=status.state.value,
+        tier=status.tier.value,
         turns_done=sum(1 for t in turns if t.state is TurnState.SUCCEEDED),
         turns_total=len(turns),
         turns_left=0 if terminal else len(turns) - finished,
@@ -192,4 +195,5 @@ def csv_row(summary: SessionSummary) -> list[str]:
         wall,
         "; ".join(summary.failures),
         " ".join(str(n) for n in summary.drift_turns),
+        summary.tier,
     ]

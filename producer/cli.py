@@ -23,9 +23,9 @@ from producer.manifest import check_budget, checked_batch_id, generate_batch_id
 from producer.progress import wait_for
 from producer.specs import load_specs
 from producer.views import session_view, sessions_table
-from shared.broker import QUEUE_TURNS
+from shared.broker import LANE_FLEX, LANE_STANDARD, QUEUE_FLEX, QUEUE_TURNS
 from shared.errors import EditQueueError, InvalidSpec, InvalidState, UnknownSession
-from shared.models import SessionState, SessionStatus, TurnSpec, validate_session_id
+from shared.models import SessionState, SessionStatus, Tier, TurnSpec, validate_session_id
 from shared.webhooks import QUEUE_WEBHOOKS
 
 EXIT_FAILED = 1
@@ -109,9 +109,20 @@ def run(state: CliState, spec: Path, out: Path | None) -> None:
 @click.option("--wait", is_flag=True, help="Wait until every session finished.")
 @click.option("--batch-id", default=None, help="The batch id (default: generated for a batch).")
 @click.option("--budget-usd", type=float, default=None, help="The batch's budget in USD.")
+@click.option(
+    "--tier",
+    type=click.Choice([t.value for t in Tier]),
+    default=None,
+    help="standard, flex or batch (half price) for sessions whose spec names no tier.",
+)
 @pass_state
 def submit(
-    state: CliState, spec: Path, wait: bool, batch_id: str | None, budget_usd: float | None
+    state: CliState,
+    spec: Path,
+    wait: bool,
+    batch_id: str | None,
+    budget_usd: float | None,
+    tier: str | None,
 ) -> None:
     """Validate SPEC and enqueue its session(s); prints one session id per line.
 
@@ -125,7 +136,12 @@ def submit(
     if batch_id is None and (len(items) > 1 or budget_usd is not None):
         batch_id = generate_batch_id()
     sids = api.submit_many(
-        services, items, batch_id=batch_id, budget_usd=budget_usd, show_progress=len(items) > 1
+        services,
+        items,
+        batch_id=batch_id,
+        budget_usd=budget_usd,
+        show_progress=len(items) > 1,
+        tier=Tier(tier) if tier else None,
     )
     if batch_id is not None:
         click.echo(f"batch {batch_id}: {len(sids)} session(s)", err=True)
@@ -274,8 +290,12 @@ def reconcile(state: CliState) -> None:
     click.echo(f"enqueued {count} turn(s)")
 
 
-def worker_argv(args: tuple[str, ...] | list[str]) -> list[str]:
-    """The celery command line of `editqueue worker`, with the caller's options last."""
+def worker_argv(args: tuple[str, ...] | list[str], lane: str = LANE_STANDARD) -> list[str]:
+    """The celery command line of `editqueue worker`, with the caller's options last.
+
+    A flex worker consumes only the flex lane (its broker keys and visibility timeout apart).
+    """
+    queues = QUEUE_FLEX if lane == LANE_FLEX else f"{QUEUE_TURNS},{QUEUE_WEBHOOKS}"
     return [
         sys.executable,
         "-m",
@@ -284,7 +304,7 @@ def worker_argv(args: tuple[str, ...] | list[str]) -> list[str]:
         WORKER_APP,
         "worker",
         "-Q",
-        f"{QUEUE_TURNS},{QUEUE_WEBHOOKS}",  # turns, and webhook deliveries
+        queues,  # turns and webhook deliveries, or the flex lane
         "--without-gossip",
         "--without-mingle",
         "-l",
@@ -294,10 +314,18 @@ def worker_argv(args: tuple[str, ...] | list[str]) -> list[str]:
 
 
 @main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.option(
+    "--lane",
+    type=click.Choice([LANE_STANDARD, LANE_FLEX]),
+    default=LANE_STANDARD,
+    show_default=True,
+    help="flex: serve Flex-tier turns (long deadline, own visibility timeout).",
+)
 @click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
-def worker(celery_args: tuple[str, ...]) -> None:
+def worker(lane: str, celery_args: tuple[str, ...]) -> None:
     """Run a Celery worker for turns; other options go to `celery worker` unchanged."""
-    argv = worker_argv(celery_args)
+    argv = worker_argv(celery_args, lane)
+    os.environ["EDITQUEUE_LANE"] = lane  # the worker app checks this lane's timeouts at start
     os.execv(argv[0], argv)
 
 

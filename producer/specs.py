@@ -286,6 +286,8 @@ def _problem(error: ErrorDetails) -> Problem:
         message = message.removeprefix(f"{loc[-1]} ")
     if kind == "too_short" and loc == ("turns",):
         message = "a session needs at least one turn; add turns: [- prompt: ...]"
+    elif kind == "enum":
+        message = f"{message}, got {error['input']!r}; fix the value"
     elif kind.endswith("_type") or kind.endswith("_parsing"):
         message = f"{message[:1].lower()}{message[1:]}, got {error['input']!r}; fix the value"
     return Problem(loc, message)

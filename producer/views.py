@@ -35,7 +35,7 @@ def session_view(status: SessionStatus) -> str:
     done = turns_finished(status)
     header = (
         f"session {status.session_id}  {status.state.value}  {done}/{len(status.turns)} turns  "
-        f"{_money(status.cost_usd)}  {status.model}"
+        f"{_money(status.cost_usd)}  {status.model}  tier {status.tier.value}"
     )
     return "\n".join([header, *(turn_line(t) for t in status.turns)])
 

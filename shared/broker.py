@@ -15,6 +15,13 @@ from shared.errors import BrokerUnavailable
 
 TASK_RUN_TURN = "editqueue.run_turn"
 QUEUE_TURNS = "editqueue.turns"
+QUEUE_FLEX = "editqueue.flex"
+# The flex lane's keys live under their own prefix, so its unacked index (and the visibility
+# timeout that restores from it) is apart from the standard lane's: a standard worker would
+# otherwise restore a 10-minute flex call as lost after its own 5-minute timeout.
+FLEX_KEYPREFIX = "eqflex:"
+LANE_FLEX = "flex"
+LANE_STANDARD = "standard"
 # Priority by turn depth (Redis transport: 0 is served first, 9 last), so a session's next turn
 # goes ahead of new sessions' first turns and sessions finish one after another.
 PRIORITY_STEPS = 10
@@ -25,8 +32,21 @@ def turn_priority(index: int) -> int:
     return max(0, PRIORITY_STEPS - 1 - min(index, PRIORITY_STEPS - 1))
 
 
-def celery_config(settings: Settings) -> dict[str, Any]:
-    """The Celery settings measured in the team reference (acks late, fast unacked restore...)."""
+def celery_config(settings: Settings, lane: str = LANE_STANDARD) -> dict[str, Any]:
+    """The Celery settings measured in the team reference (acks late, fast unacked restore...).
+
+    The flex lane gets its own queue, key prefix and visibility timeout.
+    """
+    config = _base_config(settings)
+    if lane == LANE_FLEX:
+        config["task_default_queue"] = QUEUE_FLEX
+        options = config["broker_transport_options"]
+        options["visibility_timeout"] = settings.flex_visibility_timeout_s
+        options["global_keyprefix"] = FLEX_KEYPREFIX
+    return config
+
+
+def _base_config(settings: Settings) -> dict[str, Any]:
     return {
         "broker_url": settings.broker_url,
         "task_acks_late": True,
@@ -51,10 +71,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     }
 
 
-def make_celery(settings: Settings, name: str = "editqueue") -> Celery:
+def make_celery(settings: Settings, name: str = "editqueue", lane: str = LANE_STANDARD) -> Celery:
     """A Celery app configured for editqueue (no tasks registered: producers send by name)."""
     app = Celery(name, set_as_current=False)
-    app.conf.update(celery_config(settings))
+    app.conf.update(celery_config(settings, lane))
     return app
 
 
@@ -62,38 +82,64 @@ class Enqueuer(Protocol):
     """Puts a turn on the queue; the message carries ids only."""
 
     def enqueue_turn(
-        self, sid: str, index: int, *, attempt: int = 1, countdown_s: float = 0
+        self,
+        sid: str,
+        index: int,
+        *,
+        attempt: int = 1,
+        countdown_s: float = 0,
+        lane: str = LANE_STANDARD,
     ) -> None:
-        """Queue `run_turn(sid, index)`, optionally after a short countdown."""
+        """Queue `run_turn(sid, index)`, optionally after a short countdown.
+
+        An enqueuer that serves lanes also takes `lane="flex"` (only ever passed when not
+        standard, so single-lane fakes keep working).
+        """
         ...
 
 
-def turn_task_id(sid: str, index: int, attempt: int) -> str:
+def turn_task_id(sid: str, index: int, attempt: int, lane: str = LANE_STANDARD) -> str:
     """A deterministic task id, so logs and duplicates of one turn attempt line up."""
-    return f"{sid}:{index:04d}:{attempt}"
+    suffix = "" if lane == LANE_STANDARD else f":{lane}"
+    return f"{sid}:{index:04d}:{attempt}{suffix}"
 
 
 class CeleryEnqueuer:
-    """Sends `run_turn` by name through a Celery app."""
+    """Sends `run_turn` by name through a Celery app (flex turns through the flex lane's app).
 
-    def __init__(self, app: Celery) -> None:
+    Without a flex app (the embedded run), flex turns travel on the standard queue, marked flex.
+    """
+
+    def __init__(self, app: Celery, flex_app: Celery | None = None) -> None:
         self.app = app
+        self.flex_app = flex_app
 
     def enqueue_turn(
-        self, sid: str, index: int, *, attempt: int = 1, countdown_s: float = 0
+        self,
+        sid: str,
+        index: int,
+        *,
+        attempt: int = 1,
+        countdown_s: float = 0,
+        lane: str = LANE_STANDARD,
     ) -> None:
         try:
-            self._send(sid, index, attempt, countdown_s)
+            self._send(sid, index, attempt, countdown_s, lane)
         except (KombuError, OSError) as exc:
             raise BrokerUnavailable(f"cannot queue turn {index} of {sid}: {exc}") from exc
 
-    def _send(self, sid: str, index: int, attempt: int, countdown_s: float) -> None:
-        self.app.send_task(
+    def _send(self, sid: str, index: int, attempt: int, countdown_s: float, lane: str) -> None:
+        flex = lane == LANE_FLEX and self.flex_app is not None
+        kwargs: dict[str, Any] = {"attempt": attempt}
+        if lane != LANE_STANDARD:
+            kwargs["lane"] = lane
+        app = self.flex_app if flex and self.flex_app is not None else self.app
+        app.send_task(
             TASK_RUN_TURN,
             args=[sid, index],
-            kwargs={"attempt": attempt},
-            task_id=turn_task_id(sid, index, attempt),
+            kwargs=kwargs,
+            task_id=turn_task_id(sid, index, attempt, lane),
             countdown=countdown_s or None,
             priority=turn_priority(index),
-            queue=QUEUE_TURNS,
+            queue=QUEUE_FLEX if flex else QUEUE_TURNS,
         )

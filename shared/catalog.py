@@ -6,6 +6,7 @@ overridden through settings.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 DEFAULT_MODEL = "gemini-3.1-flash-image"
@@ -38,6 +39,16 @@ INLINE_REQUEST_LIMIT_BYTES = 100 * 1024 * 1024
 TEXT_CHARS_PER_TOKEN = 4
 USER_IMAGE_TOKENS = 1120  # media_resolution_high cap for an input image
 
+# Tiers (see README "Tiers"): Google documents Batch for gemini-2.5-flash-image,
+# gemini-3-pro-image and gemini-3.1-flash-lite-image (cookbook Batch_mode model picker); for
+# gemini-3.1-flash-image it is our reading. Flex is documented for text models only, so Flex on
+# the Flash image models is our reading too, and Pro is left without it until someone confirms.
+# Both are overridable per model with EDITQUEUE_TIER_OVERRIDES.
+ALL_TIERS = ("standard", "flex", "batch")
+NO_FLEX = ("standard", "batch")
+# Batch and Flex bill 50 % of the standard price (Google's optimization and batch-mode pages).
+TIER_PRICE_FACTOR = {"standard": 1.0, "flex": 0.5, "batch": 0.5}
+
 
 @dataclass(frozen=True)
 class ModelProfile:
@@ -49,6 +60,7 @@ class ModelProfile:
     context_tokens: int
     image_tokens: dict[str, int] = field(default_factory=dict)
     price_usd: dict[str, float] = field(default_factory=dict)
+    tiers: tuple[str, ...] = ALL_TIERS
 
     def supports(self, aspect_ratio: str | None, image_size: str | None) -> bool:
         """True when the model accepts this aspect ratio and image size."""
@@ -72,6 +84,7 @@ PRO = ModelProfile(
     context_tokens=65_536,
     image_tokens={"1K": 1120, "2K": 1120, "4K": 2000},
     price_usd={"1K": 0.134, "2K": 0.134, "4K": 0.24},
+    tiers=NO_FLEX,
 )
 LITE = ModelProfile(
     model_id="gemini-3.1-flash-lite-image",
@@ -110,3 +123,12 @@ def estimated_image_bytes(aspect_ratio: str | None, image_size: str | None) -> i
     """A conservative size of one returned JPEG at this aspect ratio and size."""
     width, height = pixel_size(aspect_ratio, image_size)
     return int(width * height * JPEG_BYTES_PER_PIXEL)
+
+
+def model_tiers(model_id: str, overrides: Mapping[str, Sequence[str]]) -> tuple[str, ...]:
+    """The tiers a model is sold in: the override for its id (or its GA twin), else the table."""
+    profile = profile_for(model_id)
+    for key in (model_id, model_id.removeprefix("models/"), profile.model_id):
+        if key in overrides:
+            return tuple(overrides[key])
+    return profile.tiers

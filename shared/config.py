@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -21,6 +23,11 @@ TASK_MARGIN_S = 10.0
 # An HTTP request body above this is refused (413) before it is parsed: one 20 MB reference
 # image in base64 (~27 MB) plus the rest of the spec fits.
 DEFAULT_API_MAX_BODY_BYTES = 40 * 1024 * 1024
+# Flex answers in 1-15 minutes and Google suggests client timeouts of 600 s or more: a flex call's
+# total deadline, after which the turn falls back to the standard tier.
+DEFAULT_FLEX_TIMEOUT_S = 900.0
+DEFAULT_FLEX_VISIBILITY_TIMEOUT_S = 1200
+DEFAULT_FLEX_MAX_SHEDS = 3
 
 
 class Settings(BaseSettings):
@@ -46,6 +53,10 @@ class Settings(BaseSettings):
     no_image_attempts: int = Field(default=DEFAULT_NO_IMAGE_ATTEMPTS, ge=1)
     blob_cache_dir: str = Field(default="", description="local blob cache; empty = temp dir")
     price_overrides: dict[str, dict[str, float]] = Field(default_factory=dict)
+    # {"model id": ["standard", "flex", "batch"]}: which tiers a model accepts (catalog default)
+    tier_overrides: dict[str, list[Literal["standard", "flex", "batch"]]] = Field(
+        default_factory=dict
+    )
     rate_limit: str | None = None  # the limits library's notation, e.g. "60/minute"
     max_inflight: int | None = Field(default=None, ge=1)
     failpoint: str | None = None  # fault tests only: see shared/failpoints.py
@@ -57,6 +68,13 @@ class Settings(BaseSettings):
     max_parks: int = Field(default=12, ge=0)
     backoff_base_s: float = Field(default=2.0, gt=0)
     backoff_max_s: float = Field(default=60.0, gt=0)
+    # Tiers: the lane this process serves (`editqueue worker --lane flex` sets it), the Flex
+    # deadline, how many shed answers (503) a flex turn takes before it falls back to standard,
+    # and the flex lane's own broker visibility timeout.
+    lane: Literal["standard", "flex"] = "standard"
+    flex_timeout_s: float = Field(default=DEFAULT_FLEX_TIMEOUT_S, gt=0)
+    flex_max_sheds: int = Field(default=DEFAULT_FLEX_MAX_SHEDS, ge=1)
+    flex_visibility_timeout_s: int = Field(default=DEFAULT_FLEX_VISIBILITY_TIMEOUT_S, gt=0)
     # HTTP API (`editqueue api`) and webhooks
     api_tokens: SecretStr | None = Field(default=None, description="token=tenant,... (bearer)")
     api_max_body_bytes: int = Field(default=DEFAULT_API_MAX_BODY_BYTES, gt=0)
@@ -64,14 +82,24 @@ class Settings(BaseSettings):
     webhook_secret: SecretStr | None = Field(default=None, description="whsec_<base64>")
 
     @property
+    def call_timeout_s(self) -> float:
+        """The total deadline of one API call in this process's lane."""
+        return self.flex_timeout_s if self.lane == "flex" else self.api_timeout_s
+
+    @property
+    def lane_visibility_timeout_s(self) -> int:
+        """The broker visibility timeout of this process's lane."""
+        return self.flex_visibility_timeout_s if self.lane == "flex" else self.visibility_timeout_s
+
+    @property
     def longest_task_s(self) -> float:
         """An upper bound on one delivery of `run_turn`; also the lease a delivery holds."""
-        return self.api_timeout_s + TASK_MARGIN_S
+        return self.call_timeout_s + TASK_MARGIN_S
 
     @property
     def max_countdown_s(self) -> float:
         """No countdown in the broker may outlast the visibility timeout (it would duplicate)."""
-        return min(self.backoff_max_s, self.visibility_timeout_s / 4)
+        return min(self.backoff_max_s, self.lane_visibility_timeout_s / 4)
 
 
 def load_settings(**overrides: object) -> Settings:

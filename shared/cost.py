@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.catalog import ModelProfile
+from shared.catalog import TIER_PRICE_FACTOR, ModelProfile
 
 # Input (text + image) price per million prompt tokens, official pricing page (NB2 preview era).
 INPUT_USD_PER_MTOK = {
@@ -30,9 +30,12 @@ def turn_cost_usd(
     usage: dict[str, Any],
     overrides: dict[str, dict[str, float]],
     images: int = 1,
+    tier: str = "standard",
 ) -> float:
-    """Output images at the table price plus prompt tokens at the input rate."""
+    """Output images at the table price plus prompt tokens at the input rate, times the tier's
+    factor (Batch and Flex bill half of the standard price, input and output alike)."""
     prompt_tokens = int(usage.get("promptTokenCount", 0) or 0)
     input_rate = INPUT_USD_PER_MTOK.get(profile.model_id, 0.50)
     cost = images * image_price_usd(profile, image_size, overrides)
-    return round(cost + prompt_tokens * input_rate / 1_000_000, 6)
+    factor = TIER_PRICE_FACTOR.get(tier, 1.0)
+    return round((cost + prompt_tokens * input_rate / 1_000_000) * factor, 6)

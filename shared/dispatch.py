@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import time
+from typing import Any
 
+from shared.broker import LANE_STANDARD
 from shared.coordination import LiveTurn
 from shared.errors import EditQueueError
 from shared.models import ErrorInfo, TurnState
@@ -20,8 +22,10 @@ def dispatch(
     countdown_s: float = 0.0,
     error: ErrorInfo | None = None,
     reason: str | None = None,
+    lane: str = LANE_STANDARD,
 ) -> None:
-    """Queue `run_turn(sid, index)`; the live entry lets reconcile tell queued from lost."""
+    """Queue `run_turn(sid, index)` on its lane; the live entry lets reconcile tell queued from
+    lost. Only a non-standard lane is named to the enqueuer."""
     now = time.time()
     live = LiveTurn(
         state=TurnState.QUEUED,
@@ -33,7 +37,10 @@ def dispatch(
     )
     services.coord.set_live(sid, index, live)
     try:
-        services.enqueuer.enqueue_turn(sid, index, attempt=attempt, countdown_s=countdown_s)
+        extra: dict[str, Any] = {} if lane == LANE_STANDARD else {"lane": lane}
+        services.enqueuer.enqueue_turn(
+            sid, index, attempt=attempt, countdown_s=countdown_s, **extra
+        )
     except EditQueueError:
         # Nothing was sent: a fresh "queued" entry would make reconcile skip the turn for
         # reconcile_stale_s, so the advised `editqueue reconcile` could not bring it back.

@@ -35,6 +35,14 @@ class TurnState(StrEnum):
     CANCELLED = "cancelled"
 
 
+class Tier(StrEnum):
+    """How a session's turns are bought: standard, Flex (50 %) or Batch waves (50 %)."""
+
+    STANDARD = "standard"
+    FLEX = "flex"
+    BATCH = "batch"
+
+
 class Strict(BaseModel):
     """Base for stored and user-facing models: unknown fields are errors, instances are frozen."""
 
@@ -111,6 +119,7 @@ class SessionSpec(Strict):
     history: HistoryPolicy = Field(default_factory=HistoryPolicy)
     metadata: dict[str, str] = Field(default_factory=dict)
     budget_usd: float | None = Field(default=None, ge=0)
+    tier: Tier | None = None  # standard when unset (or `submit --tier`)
     turns: list[TurnSpec] = Field(min_length=1)
 
     _size = field_validator("image_size")(_check_image_size)
@@ -150,6 +159,7 @@ class SessionRecord(Strict):
     forked_from: str | None = None
     tenant: str | None = None  # owner when submitted through the HTTP API
     webhook_url: str | None = None  # where session events are POSTed (signed)
+    tier: Tier = Tier.STANDARD
     created_at: datetime
 
 
@@ -214,6 +224,7 @@ class TurnResult(Strict):
     request_revision: int = 1
     committed_at: datetime
     metrics: dict[str, float] = Field(default_factory=dict)
+    tier: Tier | None = None  # the tier that billed this answer (None: written before tiers)
 
 
 class ErrorInfo(Strict):
@@ -265,6 +276,7 @@ class TurnStatus(Strict):
     waiting_reason: str | None = None
     due_at: float | None = None
     metrics: dict[str, float] = Field(default_factory=dict)  # ssim, changed_fraction, drift
+    tier: Tier | None = None  # the tier that billed a committed turn
 
 
 class SessionStatus(Strict):
@@ -275,3 +287,4 @@ class SessionStatus(Strict):
     model: str
     cost_usd: float
     turns: list[TurnStatus]
+    tier: Tier = Tier.STANDARD

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import logging
 
+from shared.config import TASK_MARGIN_S, Settings
 from shared.coordination import LiveTurn
 from shared.dispatch import dispatch
-from shared.models import TurnState
+from shared.models import Tier, TurnState
 from shared.runtime import Services
 from shared.sessions import SessionSnapshot
 from shared.status import current_park, turn_state
@@ -53,6 +54,13 @@ def due_turns(
     return due
 
 
+def running_stale_s(settings: Settings, tier: Tier) -> float:
+    """How old a "running" entry of this tier's turns may get before its message is gone."""
+    if tier is Tier.FLEX:
+        return settings.flex_visibility_timeout_s + settings.flex_timeout_s + TASK_MARGIN_S
+    return settings.visibility_timeout_s + settings.api_timeout_s + TASK_MARGIN_S
+
+
 def reconcile_session(
     services: Services, sid: str, now: float, *, include_budget: bool = False
 ) -> int:
@@ -70,11 +78,11 @@ def reconcile_session(
         live,
         now,
         stale_after_s=settings.reconcile_stale_s,
-        running_stale_s=settings.visibility_timeout_s + settings.longest_task_s,
+        running_stale_s=running_stale_s(settings, snap.record.tier),
         include_budget=include_budget,
     )
     for index, attempt in found:
-        dispatch(services, sid, index, attempt=attempt)
+        dispatch(services, sid, index, attempt=attempt, lane=snap.record.tier.value)
         if index in snap.parked:
             services.repo.unpark(sid, index)
             services.coord.drop_park(sid, index)
@@ -99,7 +107,7 @@ def sweep_parked(services: Services, now: float, limit: int = 200) -> int:
         park = current_park(snap, index)
         if park is not None and park.due_at <= now and index not in snap.results:
             if not snap.cancelled:
-                dispatch(services, sid, index, attempt=park.attempt)
+                dispatch(services, sid, index, attempt=park.attempt, lane=snap.record.tier.value)
                 count += 1
             services.repo.unpark(sid, index)
         services.coord.drop_park(sid, index)

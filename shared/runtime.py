@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from shared.blobcache import BlobCache
-from shared.broker import CeleryEnqueuer, Enqueuer, make_celery
+from shared.broker import LANE_FLEX, CeleryEnqueuer, Enqueuer, make_celery
 from shared.budget import BudgetLedger, MemoryLedger, RedisLedger
 from shared.config import Settings, load_settings
 from shared.coordination import Coordinator, MemoryCoordinator
@@ -66,7 +66,7 @@ def build_services(
     """Real services from the settings; any of them can be replaced (tests, embedded mode)."""
     store = store or open_store(settings)
     coord = coord or coordinator_for(settings)
-    enqueuer = enqueuer or CeleryEnqueuer(make_celery(settings))
+    enqueuer = enqueuer or enqueuer_for(settings)
     return Services(
         settings=settings,
         repo=SessionRepository(store),
@@ -74,13 +74,21 @@ def build_services(
         enqueuer=enqueuer,
         api=api
         or HttpGeminiClient(
-            settings.api_base_url, settings.api_key, timeout_s=settings.api_timeout_s
+            settings.api_base_url, settings.api_key, timeout_s=settings.call_timeout_s
         ),
         blobs=blob_cache_for(settings, store),
         events=webhook_sink_for(SessionRepository(store), enqueuer),  # for sessions with a webhook
         gate=gate_for(settings, coord),
         ledger=ledger_for(settings, coord),
     )
+
+
+def enqueuer_for(settings: Settings) -> CeleryEnqueuer:
+    """Celery apps for the standard and flex lanes (one in-process lane for `memory://`)."""
+    if settings.broker_url.startswith("memory://"):
+        return CeleryEnqueuer(make_celery(settings))
+    flex = make_celery(settings, name="editqueue-flex", lane=LANE_FLEX)
+    return CeleryEnqueuer(make_celery(settings), flex)
 
 
 def _redis_client(coord: Coordinator) -> Any:

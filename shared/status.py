@@ -55,6 +55,7 @@ def turn_status(snap: SessionSnapshot, index: int, live: LiveTurn | None) -> Tur
             cost_usd=result.cost_usd,
             prompt=request.prompt,
             metrics=result.metrics,
+            tier=result.tier,
         )
     failure = snap.failures.get(index) if state is TurnState.FAILED else None
     park = current_park(snap, index) if state is TurnState.WAITING else None
@@ -110,4 +111,5 @@ def build_status(snap: SessionSnapshot, live: dict[int, LiveTurn]) -> SessionSta
         model=snap.record.model,
         cost_usd=round(sum(t.cost_usd for t in turns), 6),
         turns=turns,
+        tier=snap.record.tier,
     )

@@ -17,9 +17,11 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 def check_timeouts(settings: Settings) -> None:
     """Refuse settings under which the broker would redeliver a turn that is still running."""
     longest_task_s = settings.longest_task_s
-    if settings.visibility_timeout_s <= longest_task_s + settings.max_countdown_s:
+    visibility_s = settings.lane_visibility_timeout_s
+    if visibility_s <= longest_task_s + settings.max_countdown_s:
+        name = "FLEX_VISIBILITY_TIMEOUT_S" if settings.lane == "flex" else "VISIBILITY_TIMEOUT_S"
         raise ValueError(
-            f"EDITQUEUE_VISIBILITY_TIMEOUT_S={settings.visibility_timeout_s} must exceed the "
+            f"EDITQUEUE_{name}={visibility_s} must exceed the "
             f"longest task ({longest_task_s:.0f}s) plus the longest countdown "
             f"({settings.max_countdown_s:.0f}s), or running turns get redelivered"
         )
@@ -28,7 +30,7 @@ def check_timeouts(settings: Settings) -> None:
 def create_app(settings: Settings) -> Celery:
     """The worker's Celery app, with the turn and webhook tasks registered."""
     check_timeouts(settings)
-    app = make_celery(settings, name="editqueue-worker")
+    app = make_celery(settings, name="editqueue-worker", lane=settings.lane)
     app.conf.update(include=["worker.tasks", "worker.webhooks"])
     import worker.tasks
     import worker.webhooks  # noqa: F401  (importing registers both shared tasks on this app)

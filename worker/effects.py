@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from shared.broker import LANE_STANDARD
 from shared.coordination import LiveTurn
 from shared.dispatch import dispatch
 from shared.errors import EditQueueError
@@ -30,6 +31,7 @@ class TurnEffects:
     services: Services
     sid: str
     index: int
+    lane: str = LANE_STANDARD  # the lane a requeue goes back on
 
     @property
     def secret(self) -> str | None:
@@ -55,6 +57,7 @@ class TurnEffects:
             countdown_s=countdown_s,
             error=error,
             reason=reason,
+            lane=self.lane,
         )
 
     def park(

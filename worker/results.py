@@ -7,7 +7,15 @@ from datetime import datetime
 
 from shared.blobcache import BlobCache
 from shared.images import dimensions, sniff_mime
-from shared.models import BlobRef, ImageInfo, ResultPart, SessionRecord, TurnRequest, TurnResult
+from shared.models import (
+    BlobRef,
+    ImageInfo,
+    ResultPart,
+    SessionRecord,
+    Tier,
+    TurnRequest,
+    TurnResult,
+)
 from shared.quality import turn_metrics
 from shared.responses import ApiResponse, ReturnedPart
 
@@ -62,6 +70,7 @@ def build_result(
     now: datetime,
     cost_usd: float,
     previous: TurnResult | None = None,
+    tier: str | None = None,
 ) -> TurnResult:
     """A `TurnResult` for the answer; `chosen` is the non-thought image part to show.
 
@@ -84,4 +93,5 @@ def build_result(
         request_revision=request.revision,
         committed_at=now,
         metrics=quality_metrics(blobs, previous, request.prompt, chosen.image),
+        tier=Tier(tier) if tier else None,
     )

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 from shared.backoff import backoff_s
 from shared.config import Settings
-from shared.errors import NoImage, RateLimited, TransientError
+from shared.errors import NoImage, RateLimited, Timeout, TransientError
 
 # Errors that mean "the API is down", for which a long outage parks the turn instead of failing.
 OUTAGE_KINDS = frozenset({"server_error", "timeout", "connection", "malformed_response"})
@@ -37,6 +37,15 @@ class GiveUp:
 
 
 Plan = Requeue | Park | GiveUp
+SHED_STATUS = 503  # how Flex sheds load (Google's optimization page)
+
+
+def flex_falls_back(exc: TransientError, attempt: int, settings: Settings) -> bool:
+    """A flex attempt goes to the standard tier when it ran past the flex deadline, or when it
+    was shed (503) on its `flex_max_sheds`-th attempt (attempts count every transient error)."""
+    if isinstance(exc, Timeout):
+        return True
+    return exc.status == SHED_STATUS and attempt >= settings.flex_max_sheds
 
 
 def next_quota_reset(now: float) -> float:

@@ -10,20 +10,21 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 
+from shared.broker import LANE_FLEX, LANE_STANDARD
 from shared.catalog import profile_for
 from shared.cost import turn_cost_usd
 from shared.errors import NoToken, PermanentError, TransientError
 from shared.events import EventKind, make_event
 from shared.failpoints import failpoint
 from shared.history import check_fits, effective_size, estimate_tokens, request_payload
-from shared.models import TurnResult
+from shared.models import Tier, TurnResult
 from shared.request_body import StreamingBody
 from shared.responses import ApiResponse, ReturnedPart, check_response
 from shared.runtime import Services
 from shared.sessions import SessionSnapshot
 from worker.effects import TurnEffects
 from worker.results import build_result
-from worker.retry_plan import GiveUp, Park, Requeue, plan_retry
+from worker.retry_plan import GiveUp, Park, Requeue, flex_falls_back, plan_retry
 from worker.spend import BudgetHold, budget_scopes
 
 log = logging.getLogger("editqueue.turn")
@@ -46,6 +47,7 @@ class Outcome(StrEnum):
     PARKED = "parked"
     THROTTLED = "throttled"  # the fleet's rate limit or in-flight cap said wait
     BUSY = "busy"
+    FALLBACK = "fallback"  # a flex turn shed too often or past its deadline: now standard
 
 
 class _Cancelled(PermanentError):
@@ -77,6 +79,7 @@ class TurnRunner:
     services: Services
     owner: str
     rng: random.Random = field(default_factory=random.Random)
+    lane: str = LANE_STANDARD  # the tier this delivery calls (and bills) at: standard or flex
 
     def run(self, sid: str, index: int, attempt: int) -> Outcome:
         """Steps 1-3: skip what is done or not ready, then run under the turn's lease."""
@@ -92,7 +95,7 @@ class TurnRunner:
         lease = f"{sid}:{index}"
         # Outlives a healthy attempt; a crashed holder's lease expires before redelivery.
         if not self.services.coord.acquire_lease(lease, self.owner, self._ttl_s):
-            TurnEffects(self.services, sid, index).requeue(attempt, BUSY_RETRY_S, None, None)
+            self._effects(sid, index).requeue(attempt, BUSY_RETRY_S, None, None)
             return Outcome.BUSY
         try:
             return self._attempt(sid, index, attempt)
@@ -102,6 +105,9 @@ class TurnRunner:
     @property
     def _ttl_s(self) -> float:
         return self.services.settings.longest_task_s
+
+    def _effects(self, sid: str, index: int) -> TurnEffects:
+        return TurnEffects(self.services, sid, index, self.lane)
 
     def _attempt(self, sid: str, index: int, attempt: int) -> Outcome:
         """Steps 4-7 for a turn whose predecessor is committed."""
@@ -115,7 +121,7 @@ class TurnRunner:
         failure = snap.failures.get(index)
         if failure and failure.request_revision == request.revision:
             return Outcome.FAILED  # a stale redelivery of a turn that already failed
-        effects = TurnEffects(self.services, sid, index)
+        effects = self._effects(sid, index)
         effects.running(attempt)
         try:
             response, chosen, hold = self._call(snap, index)
@@ -140,15 +146,15 @@ class TurnRunner:
         """Step 5-6: build the streamed body, check it fits, hold the budget, pass the gate."""
         record = snap.record
         profile = profile_for(record.model)
-        body = StreamingBody(
-            request_payload(record, snap.requests, snap.results, index), self.services.blobs.path
-        )
+        payload = request_payload(record, snap.requests, snap.results, index)
+        if self.lane == LANE_FLEX:
+            payload["serviceTier"] = LANE_FLEX  # GenerateContentRequest.serviceTier (SDK)
+        body = StreamingBody(payload, self.services.blobs.path)
         tokens = estimate_tokens(profile, record, snap.requests, index)
         check_fits(profile, tokens, body.content_length, index)
         size = effective_size(record, snap.requests[index])[1]
-        price = turn_cost_usd(
-            profile, size, {"promptTokenCount": tokens}, self.services.settings.price_overrides
-        )
+        overrides = self.services.settings.price_overrides
+        price = turn_cost_usd(profile, size, {"promptTokenCount": tokens}, overrides, 1, self.lane)
         hold = BudgetHold(self.services.ledger, self.owner, budget_scopes(self.services.repo, snap))
         refused = hold.reserve(price)
         if refused is not None:
@@ -165,7 +171,7 @@ class TurnRunner:
         try:
             return response, check_response(response), hold
         except BaseException:
-            hold.settle(turn_cost_usd(profile, size, response.usage, {}, images=0))
+            hold.settle(turn_cost_usd(profile, size, response.usage, {}, 0, self.lane))
             raise
 
     def _gated_call(self, model: str, sid: str, body: StreamingBody) -> ApiResponse:
@@ -193,7 +199,7 @@ class TurnRunner:
     ) -> Outcome:
         """Step 7: exact bytes to blobs, `result.json` once, then step 8."""
         sid = snap.record.session_id
-        cost_usd = response_cost(snap, index, response, self.services)
+        cost_usd = response_cost(snap, index, response, self.services, self.lane)
         try:
             result = build_result(
                 blobs=self.services.blobs,
@@ -205,6 +211,7 @@ class TurnRunner:
                 now=datetime.now(UTC),
                 cost_usd=cost_usd,
                 previous=snap.results.get(index - 1),
+                tier=self.lane,
             )
             failpoint(self.services.settings, "after_blobs")
             winner, won = self.services.repo.commit_result(sid, result)
@@ -215,14 +222,20 @@ class TurnRunner:
             self.services.repo.unpark(sid, index)
         log.info("turn %s/%d %s (attempt %d)", sid, index, "committed" if won else "dup", attempt)
         failpoint(self.services.settings, "after_commit")
-        self._after_commit(sid, index, winner)
+        self._after_commit(sid, index, winner, tier=snap.record.tier)
         return Outcome.COMMITTED if won else Outcome.DUPLICATE
 
     def _after_commit(
-        self, sid: str, index: int, result: TurnResult | None = None, *, redelivered: bool = False
+        self,
+        sid: str,
+        index: int,
+        result: TurnResult | None = None,
+        *,
+        redelivered: bool = False,
+        tier: Tier | None = None,
     ) -> None:
         """Step 8 (also for redeliveries, in case the first delivery died right after commit)."""
-        has_next = self.chain_next(sid, index, only_if_lost=redelivered)
+        has_next = self.chain_next(sid, index, only_if_lost=redelivered, tier=tier)
         result = result or self.services.repo.result(sid, index)
         if result is None:
             return
@@ -237,8 +250,11 @@ class TurnRunner:
         if not has_next:
             effects.emit(make_event(EventKind.SESSION_COMPLETED, sid, now, turn=index))
 
-    def chain_next(self, sid: str, index: int, *, only_if_lost: bool = False) -> bool:
-        """Enqueue turn n+1 if requested; True when it exists (the appender checks too).
+    def chain_next(
+        self, sid: str, index: int, *, only_if_lost: bool = False, tier: Tier | None = None
+    ) -> bool:
+        """Enqueue turn n+1 on the session's tier if requested; True when it exists (the
+        appender checks too).
 
         A redelivery chains only when n+1 has no live entry and no result, so duplicates of
         turn n do not multiply into duplicates of every later turn.
@@ -250,7 +266,8 @@ class TurnRunner:
             index + 1 in self.services.coord.live(sid) or repo.is_committed(sid, index + 1)
         ):
             return True
-        TurnEffects(self.services, sid, index + 1).requeue(1, 0.0, None, None)
+        tier = tier or repo.session(sid).tier
+        TurnEffects(self.services, sid, index + 1, tier.value).requeue(1, 0.0, None, None)
         return True
 
     def _after_transient(
@@ -260,6 +277,11 @@ class TurnRunner:
         revision = snap.requests[index].revision
         parks = snap.parked[index].parks if index in snap.parked else 0
         settings = self.services.settings
+        if self.lane == LANE_FLEX and flex_falls_back(exc, attempt, settings):
+            standard = TurnEffects(self.services, effects.sid, index, LANE_STANDARD)
+            standard.requeue(attempt + 1, 0.0, exc, "flex_fallback")
+            log.warning("turn %s/%d: flex %s; falls back to standard", effects.sid, index, exc.kind)
+            return Outcome.FALLBACK
         plan = plan_retry(exc, attempt, parks, settings, time.time(), self.rng)
         if isinstance(plan, Requeue):
             effects.requeue(attempt + 1, plan.countdown_s, exc, None)
@@ -293,11 +315,17 @@ class TurnRunner:
 
 
 def response_cost(
-    snap: SessionSnapshot, index: int, response: ApiResponse, services: Services
+    snap: SessionSnapshot,
+    index: int,
+    response: ApiResponse,
+    services: Services,
+    tier: str = LANE_STANDARD,
 ) -> float:
-    """What a committed answer cost: its images at the table price plus its prompt tokens."""
+    """What a committed answer cost: its images at the table price plus its prompt tokens, at
+    the price of the tier that billed it."""
     record = snap.record
     size = effective_size(record, snap.requests[index])[1]
     images = sum(1 for p in response.parts if p.image is not None and not p.thought)
     overrides = services.settings.price_overrides
-    return turn_cost_usd(profile_for(record.model), size, response.usage, overrides, images)
+    profile = profile_for(record.model)
+    return turn_cost_usd(profile, size, response.usage, overrides, images, tier)

@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 
-from shared.models import SESSION_ID_RE, SessionSpec, SessionState, TurnSpec, TurnStatus
+from shared.models import SESSION_ID_RE, SessionSpec, SessionState, Tier, TurnSpec, TurnStatus
 
 SESSION_ID_PATTERN = f"^{SESSION_ID_RE.pattern}$"
 IMAGES_DOC = (
@@ -131,6 +131,7 @@ class SessionView(Answer):
     session_id: str
     state: SessionState
     model: str
+    tier: Tier = Tier.STANDARD
     cost_usd: float
     created_at: datetime
     forked_from: str | None = None

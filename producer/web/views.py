@@ -26,6 +26,7 @@ def session_view(
         session_id=status.session_id,
         state=status.state,
         model=status.model,
+        tier=status.tier,
         cost_usd=status.cost_usd,
         created_at=record.created_at,
         forked_from=record.forked_from,

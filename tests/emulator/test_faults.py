@@ -7,6 +7,8 @@ import time
 
 import pytest
 import requests
+from google import genai
+from google.genai import errors, types
 from urllib3.exceptions import ProtocolError
 
 from emulator import EmulatorConfig, start_emulator
@@ -218,3 +220,41 @@ def test_fault_rate_options_parse_into_name_and_rate() -> None:
 @pytest.mark.parametrize(("seconds", "text"), [(2.0, "2s"), (1.5, "1.5s"), (0.25, "0.25s")])
 def test_retry_delays_are_protobuf_durations(seconds: float, text: str) -> None:
     assert duration(seconds) == text
+
+
+def test_the_flex_tier_adds_its_latency_and_sheds_at_its_rate_with_503() -> None:
+    config = EmulatorConfig(seed=3, flex_latency_s=0.2, flex_shed_rate=0.5)
+    with start_emulator(config) as running:
+        client = genai.Client(api_key="k", http_options=types.HttpOptions(base_url=running.url))
+        outcomes = []
+        for n in range(12):
+            started = time.monotonic()
+            try:
+                client.models.generate_content(
+                    model="gemini-3.1-flash-image",
+                    contents=f"room {n}",
+                    config=types.GenerateContentConfig(service_tier="flex"),
+                )
+                outcomes.append(("ok", time.monotonic() - started))
+            except errors.ServerError as exc:
+                assert exc.code == 503 and exc.status == "UNAVAILABLE"
+                outcomes.append(("shed", time.monotonic() - started))
+        client.models.generate_content(model="gemini-3.1-flash-image", contents="standard")
+        stats = running.stats()
+    kinds = [kind for kind, _ in outcomes]
+    assert 2 <= kinds.count("shed") <= 10 and "ok" in kinds
+    assert min(seconds for _, seconds in outcomes) >= 0.2
+    assert stats["by_tier"] == {"flex": 12, "standard": 1}
+    assert stats["by_outcome"]["flex_shed"] == kinds.count("shed")
+
+
+def test_an_unknown_service_tier_is_a_400() -> None:
+    with start_emulator(EmulatorConfig()) as running:
+        reply = requests.post(
+            f"{running.url}/v1beta/models/gemini-3.1-flash-image:generateContent",
+            headers={"x-goog-api-key": "k"},
+            json={"contents": [{"role": "user", "parts": [{"text": "x"}]}], "serviceTier": "cheap"},
+            timeout=10,
+        )
+    assert reply.status_code == 400
+    assert "service_tier" in reply.json()["error"]["message"]

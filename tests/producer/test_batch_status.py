@@ -95,6 +95,7 @@ def test_a_csv_row_has_every_column_in_order() -> None:
         wall_time_s=41.25,
         failures=["blocked:prompt blocked"],
         drift_turns=[3, 4],
+        tier="batch",
     )
 
     assert csv_row(summary) == [
@@ -106,6 +107,7 @@ def test_a_csv_row_has_every_column_in_order() -> None:
         "41.2",
         "blocked:prompt blocked",
         "3 4",
+        "batch",
     ]
 
 

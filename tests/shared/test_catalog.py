@@ -13,6 +13,7 @@ from shared.catalog import (
     PRO,
     ModelProfile,
     estimated_image_bytes,
+    model_tiers,
     pixel_size,
     profile_for,
 )
@@ -136,3 +137,11 @@ def test_every_profile_prices_and_counts_tokens_for_each_size_it_accepts(
     assert set(profile.price_usd) == set(profile.image_sizes)
     assert set(profile.image_tokens) == set(profile.image_sizes)
     assert profile.context_tokens > max(profile.image_tokens.values())
+
+
+def test_each_model_lists_its_tiers_and_the_override_setting_wins() -> None:
+    assert model_tiers("gemini-3.1-flash-image", {}) == ("standard", "flex", "batch")
+    assert model_tiers("gemini-3-pro-image-preview", {}) == ("standard", "batch")  # no flex
+    override = {"gemini-3-pro-image": ["standard", "flex"]}
+    assert model_tiers("gemini-3-pro-image-preview", override) == ("standard", "flex")
+    assert model_tiers("gemini-3.1-flash-image", override) == ("standard", "flex", "batch")

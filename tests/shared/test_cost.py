@@ -104,3 +104,12 @@ def test_a_preview_model_takes_the_overrides_of_its_ga_id() -> None:
     assert image_price_usd(profile, "4K", {"gemini-3-pro-image": {"4K": 0.3}}) == 0.3
     # Overrides are looked up by the profile's GA id, so one keyed by the preview id is not used.
     assert image_price_usd(profile, "4K", {"gemini-3-pro-image-preview": {"4K": 0.3}}) == 0.24
+
+
+@pytest.mark.parametrize(("tier", "factor"), [("standard", 1.0), ("flex", 0.5), ("batch", 0.5)])
+def test_flex_and_batch_bill_half_the_standard_price_input_and_output(
+    tier: str, factor: float
+) -> None:
+    usage = {"promptTokenCount": 10_000}
+    standard = turn_cost_usd(NB2, "2K", usage, {})
+    assert turn_cost_usd(NB2, "2K", usage, {}, tier=tier) == pytest.approx(standard * factor)
