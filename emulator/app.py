@@ -26,6 +26,7 @@ from emulator.stats import OUTCOME_OK, Stats
 from shared.catalog import profile_for
 
 JSON_TYPE = "application/json; charset=UTF-8"
+SERVICE_NAME = "editqueue-emulator"
 HTML_TYPE = "text/html; charset=UTF-8"
 Mode = Literal["normal", "hang", "drip", "truncated"]
 FLEX_SHED = "The service is currently unavailable for the flex tier. Please retry later."
@@ -90,6 +91,10 @@ class EmulatorApp:
         limit = self.config.max_request_bytes
         message = f"Request payload size exceeds the limit: {limit} bytes."
         return error_reply(invalid_argument(message), "too_large")
+
+    def identity(self) -> JsonDict:
+        """Who answers: lets a worker without a key tell this emulator from a real gateway."""
+        return {"service": SERVICE_NAME, "accepts_any_key": self.config.api_key is None}
 
     def check_key(self, key: str | None) -> Reply | None:
         """An auth error reply, or None when the key is acceptable (never echoes the key)."""

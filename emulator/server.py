@@ -54,10 +54,12 @@ class _Handler(BaseHTTPRequestHandler):
         """Silent: the default access log would print `?key=` query strings."""
 
     def do_GET(self) -> None:
-        """Health and statistics."""
+        """Health, identity and statistics."""
         path = urlsplit(self.path).path
         if path == "/healthz":
             self._send_json(200, {"status": "ok"})
+        elif path == "/emulator/info":
+            self._send_json(200, self.app.identity())
         elif path == "/emulator/stats":
             self._send_json(200, self.app.stats.snapshot())
         else:

@@ -22,6 +22,7 @@ from producer.checks import (
     turn_problems,
     validate_spec,
 )
+from producer.guards import check_cancel, check_fork, refuse_if_cancelled, retry_target
 from producer.manifest import create_manifest
 from producer.parallel import parallel_map
 from producer.report import write_report
@@ -29,24 +30,24 @@ from producer.specs import LoadedSpec
 from producer.tiers import check_tiers
 from shared.catalog import profile_for
 from shared.dispatch import dispatch
-from shared.errors import EditQueueError, InvalidSpec, InvalidState, StorageUnavailable
+from shared.errors import EditQueueError, InvalidSpec, StorageUnavailable
 from shared.events import EventKind, make_event
 from shared.images import sniff_mime
 from shared.models import (
     BlobRef,
+    HistoryPolicy,
     SessionRecord,
     SessionSpec,
     SessionStatus,
     Tier,
     TurnRequest,
     TurnSpec,
-    TurnState,
     validate_session_id,
 )
 from shared.reconcile import reconcile as reconcile_store
 from shared.runtime import Services
-from shared.sessions import SessionRepository, SessionSnapshot, session_key
-from shared.status import build_status, turn_state
+from shared.sessions import SessionRepository, session_key
+from shared.status import build_status
 
 
 def generate_session_id() -> str:
@@ -198,8 +199,7 @@ def append_turn(services: Services, sid: str, turn: TurnSpec, base_dir: Path) ->
     """Add a turn after the last one; returns its index (enqueued if its predecessor is done)."""
     repo = services.repo
     snap = repo.snapshot(sid)
-    if snap.cancelled:
-        raise InvalidState(f"session {sid} is cancelled; fork it to continue")
+    refuse_if_cancelled(snap)
     problems, sizes = turn_problems(turn, profile_for(snap.record.model), base_dir)
     problems = problems or append_fit_problems(snap, turn, sizes)
     if problems:
@@ -223,29 +223,13 @@ def list_sessions(services: Services) -> list[SessionStatus]:
     return [session_status(services, sid) for sid in services.repo.session_ids()]
 
 
-def _first_failed(snap: SessionSnapshot) -> int:
-    for index in sorted(snap.requests):
-        if turn_state(snap, index, None) is TurnState.FAILED:
-            return index
-    raise InvalidState(f"session {snap.record.session_id} has no failed turn to retry")
-
-
 def retry_turn(
     services: Services, sid: str, index: int | None = None, prompt: str | None = None
 ) -> int:
     """Run a failed turn again (optionally reworded); later turns follow by the chain."""
     snap = services.repo.snapshot(sid)
-    if snap.cancelled:
-        raise InvalidState(f"session {sid} is cancelled; fork it to continue")
-    index = _first_failed(snap) if index is None else index
-    request = snap.requests.get(index)
-    if request is None:
-        raise InvalidSpec(f"session {sid} has no turn {index}; turns are 1..{snap.last_index}")
-    state = turn_state(snap, index, None)
-    if state is TurnState.SUCCEEDED:
-        raise InvalidState(f"turn {index} of {sid} succeeded; fork --at {index - 1} to redo it")
-    if state is not TurnState.FAILED:
-        raise InvalidState(f"turn {index} of {sid} is {state}; only a failed turn can be retried")
+    index = retry_target(snap, index)
+    request = snap.requests[index]
     if prompt is not None and not prompt.strip():
         raise InvalidSpec("--prompt is empty; write what this turn should change")
     update = {"revision": request.revision + 1, "prompt": prompt or request.prompt}
@@ -257,30 +241,35 @@ def retry_turn(
 
 
 def cancel(services: Services, sid: str) -> None:
-    """Stop the session before its next API call (a running call still commits)."""
-    services.repo.session(sid)
+    """Stop the session before its next API call (a running call still commits).
+
+    Refused (InvalidState) when nothing is queued or running: a completed or failed session.
+    """
+    check_cancel(session_status(services, sid))
     services.repo.cancel(sid)
     services.events.emit(make_event(EventKind.SESSION_CANCELLED, sid, _now()))
 
 
-def _committed_prefix(snap: SessionSnapshot) -> int:
-    done = 0
-    while done + 1 in snap.results:
-        done += 1
-    return done
+def fork(
+    services: Services,
+    sid: str,
+    at: int,
+    new_session_id: str | None = None,
+    history: HistoryPolicy | None = None,
+) -> str:
+    """A new session holding turns 1..at of `sid` (requests and results; blobs are shared).
 
-
-def fork(services: Services, sid: str, at: int, new_session_id: str | None = None) -> str:
-    """A new session holding turns 1..at of `sid` (requests and results; blobs are shared)."""
+    With `history`, the fork replays its turns under that policy (e.g. first+last:K re-anchors a
+    session that outgrew the request limit).
+    """
     repo = services.repo
     snap = repo.snapshot(sid)
-    done = _committed_prefix(snap)
-    if not 1 <= at <= done:
-        allowed = f"pick 1..{done}" if done else "it has no committed turn yet"
-        raise InvalidSpec(f"cannot fork {sid} at turn {at}: {allowed}")
+    check_fork(snap, at)
     new_sid = _checked_id(new_session_id) if new_session_id else generate_session_id()
     _require_free(repo, new_sid)
     update = {"session_id": new_sid, "forked_from": sid, "created_at": _now(), "batch_id": None}
+    if history is not None:
+        update["history"] = history
     if not repo.create_session(snap.record.model_copy(update=update)):
         raise InvalidSpec(f"session id {new_sid} already exists; pick another id or omit it")
     for index in range(1, at + 1):

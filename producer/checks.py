@@ -17,6 +17,8 @@ from producer.fit import (
     estimate_session_fit,
     largest_fitting_keep_last,
 )
+from producer.guards import committed_prefix
+from shared.advice import reanchor
 from shared.catalog import ModelProfile, profile_for
 from shared.errors import InvalidSpec
 from shared.images import require_image
@@ -180,11 +182,21 @@ def append_fit_problems(
     fit = SessionFit((call,), profile.context_tokens)
     if fit.fits:
         return []
-    message = (
-        f"turn {call.index} would send {_overflow(profile, fit, call)}; fork the session at a "
-        "late turn with history {anchor: first, keep_last: N}, or use a smaller image_size"
-    )
+    todo = _reanchor_advice(snap, profile, loads)
+    message = f"turn {call.index} would send {_overflow(profile, fit, call)}; {todo}"
     return [Problem((), message)]
+
+
+def _reanchor_advice(snap: SessionSnapshot, profile: ModelProfile, loads: list[TurnLoad]) -> str:
+    """A fork of the session's turns whose re-anchored history fits the new turn, if one does."""
+    sid, last = snap.record.session_id, snap.last_index
+    keep = largest_fitting_keep_last(profile, loads)
+    if keep is None:
+        return "use a smaller image_size or fewer reference images"
+    todo = f"{reanchor(sid, last, keep)}, or use a smaller image_size"
+    if committed_prefix(snap) < last:  # a fork takes committed turns only
+        return f"once turn {last} is committed (`editqueue status {sid}`), {todo}"
+    return todo
 
 
 def spec_problems(spec: SessionSpec, base_dir: Path, default_model: str) -> list[Problem]:

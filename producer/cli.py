@@ -17,6 +17,7 @@ import click
 from pydantic import ValidationError
 
 from producer import api, cli_batch
+from producer.cli_init import init
 from producer.context import CliState
 from producer.embedded import run_file
 from producer.manifest import check_budget, checked_batch_id, generate_batch_id
@@ -25,7 +26,14 @@ from producer.specs import load_specs
 from producer.views import session_view, sessions_table
 from shared.broker import LANE_FLEX, LANE_STANDARD, QUEUE_FLEX, QUEUE_TURNS
 from shared.errors import EditQueueError, InvalidSpec, InvalidState, UnknownSession
-from shared.models import SessionState, SessionStatus, Tier, TurnSpec, validate_session_id
+from shared.models import (
+    HistoryPolicy,
+    SessionState,
+    SessionStatus,
+    Tier,
+    TurnSpec,
+    validate_session_id,
+)
 from shared.webhooks import QUEUE_WEBHOOKS
 
 EXIT_FAILED = 1
@@ -256,14 +264,31 @@ def cancel(state: CliState, sid: str) -> None:
     click.echo(f"cancelled {sid}")
 
 
+def _history_arg(value: str | None) -> HistoryPolicy | None:
+    if value is None:
+        return None
+    try:
+        return HistoryPolicy.model_validate(value)
+    except ValidationError as exc:
+        message = exc.errors()[0]["msg"].removeprefix("Value error, ")
+        raise InvalidSpec(f"--history: {message}") from None
+
+
 @main.command()
 @click.argument("sid")
 @click.option("--at", "at", type=int, required=True, help="The last turn to keep.")
 @click.option("--session-id", default=None, help="The new session's id (default: generated).")
+@click.option(
+    "--history",
+    default=None,
+    metavar="full|first+last:K",
+    help="The fork's history policy (default: SID's); first+last:K re-anchors.",
+)
 @pass_state
-def fork(state: CliState, sid: str, at: int, session_id: str | None) -> None:
+def fork(state: CliState, sid: str, at: int, session_id: str | None, history: str | None) -> None:
     """Branch a new session from turns 1..N of SID; prints its id."""
-    click.echo(api.fork(state.get_services(), _session_arg(sid), at, session_id))
+    policy = _history_arg(history)
+    click.echo(api.fork(state.get_services(), _session_arg(sid), at, session_id, policy))
 
 
 @main.command()
@@ -330,6 +355,7 @@ def worker(lane: str, celery_args: tuple[str, ...]) -> None:
 
 
 main.add_command(cli_batch.budget)
+main.add_command(init)
 
 
 @main.command("api")

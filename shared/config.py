@@ -75,6 +75,8 @@ class Settings(BaseSettings):
     flex_timeout_s: float = Field(default=DEFAULT_FLEX_TIMEOUT_S, gt=0)
     flex_max_sheds: int = Field(default=DEFAULT_FLEX_MAX_SHEDS, ge=1)
     flex_visibility_timeout_s: int = Field(default=DEFAULT_FLEX_VISIBILITY_TIMEOUT_S, gt=0)
+    # A worker waits this long for Redis, S3 or the emulator to come up before it refuses.
+    startup_wait_s: float = Field(default=0.0, ge=0)
     # HTTP API (`editqueue api`) and webhooks
     api_tokens: SecretStr | None = Field(default=None, description="token=tenant,... (bearer)")
     api_max_body_bytes: int = Field(default=DEFAULT_API_MAX_BODY_BYTES, gt=0)

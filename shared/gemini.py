@@ -37,6 +37,10 @@ POOL_CONNECTIONS = 64
 READ_CHUNK_BYTES = 256 * 1024
 # Far above any real answer (a 4K PNG is tens of MB in base64); refuses a runaway or lying server.
 MAX_RESPONSE_BYTES = 512 * 1024 * 1024
+# The bundled emulator names itself here (see emulator/app.py); Google has no such path.
+EMULATOR_INFO_PATH = "/emulator/info"
+EMULATOR_SERVICE = "editqueue-emulator"
+PROBE_TIMEOUT_S = 3.0
 
 
 class RequestBody(Protocol):
@@ -67,6 +71,20 @@ class BytesBody:
         """The bytes in slices of BODY_CHUNK_BYTES."""
         for start in range(0, len(self._data), BODY_CHUNK_BYTES):
             yield self._data[start : start + BODY_CHUNK_BYTES]
+
+
+def emulator_identity(base_url: str, timeout_s: float = PROBE_TIMEOUT_S) -> dict[str, Any] | None:
+    """What the bundled emulator at `base_url` says about itself; None when it is not one."""
+    try:
+        answer = requests.get(
+            base_url.rstrip("/") + EMULATOR_INFO_PATH, timeout=timeout_s, allow_redirects=False
+        )
+        doc = answer.json() if answer.status_code == 200 else None
+    except (requests.RequestException, ValueError):
+        return None
+    if isinstance(doc, dict) and doc.get("service") == EMULATOR_SERVICE:
+        return doc
+    return None
 
 
 class GeminiClient(Protocol):

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from shared.advice import reanchor
 from shared.catalog import (
     INLINE_REQUEST_LIMIT_BYTES,
     TEXT_CHARS_PER_TOKEN,
@@ -19,6 +20,7 @@ from shared.errors import HistoryTooLarge
 from shared.models import HistoryPolicy, ResultPart, SessionRecord, TurnRequest, TurnResult
 
 Content = dict[str, Any]
+REANCHOR_KEEP_LAST = 2  # what the advice proposes; append then checks the fork's estimate
 
 
 @dataclass(frozen=True)
@@ -140,16 +142,19 @@ def estimate_tokens(
     return total
 
 
-def check_fits(profile: ModelProfile, tokens: int, body_bytes: int, index: int) -> None:
+def check_fits(profile: ModelProfile, tokens: int, body_bytes: int, index: int, sid: str) -> None:
     """Refuse a call whose history outgrew the context window or the inline request limit."""
+    # The keep_last a fork needs is estimated when its turn is appended (and named if 2 is
+    # still too many): only the fork command is given here.
+    todo = reanchor(sid, index - 1, REANCHOR_KEEP_LAST) if index > 1 else ""
     if tokens > profile.context_tokens:
         raise HistoryTooLarge(
             f"turn {index}: history needs ~{tokens} tokens, over {profile.model_id}'s "
-            f"{profile.context_tokens}; fork the session or use history "
-            "{anchor: first, keep_last: N}"
+            f"{profile.context_tokens}" + (f"; {todo}" if todo else "")
         )
     if body_bytes > INLINE_REQUEST_LIMIT_BYTES:
         raise HistoryTooLarge(
             f"turn {index}: request body is {body_bytes / 1e6:.1f} MB, over the "
-            f"{INLINE_REQUEST_LIMIT_BYTES / 1e6:.0f} MB inline limit; use a re-anchoring history"
+            f"{INLINE_REQUEST_LIMIT_BYTES / 1e6:.0f} MB inline limit"
+            + (f"; {todo}" if todo else "; use a smaller image_size or fewer reference images")
         )

@@ -12,6 +12,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 SESSION_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 SHA256_RE = re.compile(r"[0-9a-f]{64}")
 IMAGE_SIZES = ("512", "1K", "2K", "4K")
+# `first+last:K`, the command-line spelling of {anchor: first, keep_last: K}
+FIRST_LAST_RE = re.compile(r"first\+last:(\d+)")
+HISTORY_FORMS = "'full', 'first+last:K' or {anchor: first, keep_last: K}"
 
 
 class SessionState(StrEnum):
@@ -82,7 +85,10 @@ class HistoryPolicy(Strict):
         if value == "full" or value is None:
             return {}
         if isinstance(value, str):
-            raise ValueError(f"history {value!r} must be 'full' or {{anchor: first, keep_last: N}}")
+            match = FIRST_LAST_RE.fullmatch(value)
+            if match is None:
+                raise ValueError(f"history {value!r} must be {HISTORY_FORMS}")
+            return {"anchor": "first", "keep_last": int(match.group(1))}
         return value
 
     @model_validator(mode="after")
@@ -95,6 +101,11 @@ class HistoryPolicy(Strict):
     def is_full(self) -> bool:
         """True when every earlier turn is replayed."""
         return self.anchor is None
+
+    @property
+    def spelling(self) -> str:
+        """How the command line writes this policy: `full` or `first+last:K`."""
+        return "full" if self.keep_last is None else f"first+last:{self.keep_last}"
 
 
 class TurnSpec(Strict):

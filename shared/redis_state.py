@@ -24,6 +24,22 @@ return 1
 """
 
 
+PING_TIMEOUT_S = 3.0
+
+
+def ping(url: str, timeout_s: float = PING_TIMEOUT_S) -> None:
+    """Raise StorageUnavailable unless the Redis at `url` answers PING within `timeout_s`."""
+    client = redis.Redis.from_url(
+        url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s, retry_on_timeout=False
+    )
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        raise StorageUnavailable(f"{type(exc).__name__}: {exc}") from exc
+    finally:
+        client.close()
+
+
 class RedisCoordinator:
     """Coordination state in Redis; every key starts with `eq:` and holds ids, never images."""
 

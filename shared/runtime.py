@@ -113,6 +113,14 @@ def ledger_for(settings: Settings, coord: Coordinator) -> BudgetLedger:
 
 _lock = threading.Lock()
 _current: Services | None = None
+_settings: Settings | None = None
+
+
+def configure(settings: Settings | None) -> None:
+    """The settings `current()` builds services from (a worker's checked settings)."""
+    global _settings
+    with _lock:
+        _settings = settings
 
 
 def install(services: Services | None) -> None:
@@ -127,5 +135,5 @@ def current() -> Services:
     global _current
     with _lock:
         if _current is None:
-            _current = build_services(load_settings())
+            _current = build_services(_settings or load_settings())
         return _current

@@ -27,6 +27,8 @@ DOWNLOAD_CHUNK_BYTES = 1024 * 1024
 DEFAULT_PRESIGN_EXPIRES_S = 3600
 CONFLICT_ATTEMPTS = 4
 CONFLICT_BACKOFF_S = 0.05
+# A start-up probe tries once, briefly: an unreachable store is reported, not waited for.
+PROBE_TIMEOUT_S = 3.0
 
 _MISSING_CODES = frozenset({"NoSuchKey", "NotFound", "404"})
 _PutOutcome = Literal["created", "exists", "conflict"]
@@ -86,6 +88,8 @@ class S3Store:
         stripped = prefix.strip("/")
         self.prefix = f"{stripped}/" if stripped else ""
         self.page_size = page_size
+        self._endpoint_url = endpoint_url
+        self._own_client = client is None
         if client is None:
             with _s3_errors("creating the S3 client"):
                 session = boto3.session.Session()
@@ -194,6 +198,34 @@ class S3Store:
                 "get_object", Params=params, ExpiresIn=expires_s
             )
             return str(url)
+
+    def _probe_client(self) -> Any:
+        if not self._own_client:
+            return self._client
+        config = client_config(self._endpoint_url).merge(
+            Config(
+                retries={"total_max_attempts": 1},
+                connect_timeout=PROBE_TIMEOUT_S,
+                read_timeout=PROBE_TIMEOUT_S,
+            )
+        )
+        with _s3_errors("creating the S3 client"):
+            return boto3.session.Session().client(
+                "s3", endpoint_url=self._endpoint_url, config=config
+            )
+
+    def bucket_exists(self) -> bool:
+        """One quick HEAD of the bucket: True when it exists, False when S3 says it does not."""
+        try:
+            self._probe_client().head_bucket(Bucket=self.bucket)
+        except ClientError as exc:
+            code, status = _code_and_status(exc)
+            if status == 404 or code in _MISSING_CODES | {"NoSuchBucket"}:
+                return False
+            raise _translate(exc, f"checking bucket {self.bucket}") from exc
+        except BotoCoreError as exc:
+            raise _translate(exc, f"checking bucket {self.bucket}") from exc
+        return True
 
     def ensure_bucket(self) -> None:
         """Create the bucket if it does not exist yet (tests and the demo setup)."""

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Any
 
 from celery import Celery
 from celery.signals import worker_ready, worker_shutdown
 
+from shared import runtime
 from shared.broker import make_celery
 from shared.config import Settings, load_settings
+from shared.preflight import StartupRefused, checked_settings
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 
@@ -56,5 +59,18 @@ def _stop_sweeper(**_: Any) -> None:
         sweeper.stop()
 
 
+def started_settings() -> Settings:
+    """The settings, checked before anything is consumed; exit 2 naming what to fix."""
+    settings = load_settings()
+    try:
+        check_timeouts(settings)
+        checked = checked_settings(settings, settings.startup_wait_s)
+    except (StartupRefused, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    runtime.configure(checked)  # e.g. the emulator's placeholder key for every task
+    return checked
+
+
 logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
-app = create_app(load_settings())
+app = create_app(started_settings())

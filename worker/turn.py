@@ -151,7 +151,7 @@ class TurnRunner:
             payload["serviceTier"] = LANE_FLEX  # GenerateContentRequest.serviceTier (SDK)
         body = StreamingBody(payload, self.services.blobs.path)
         tokens = estimate_tokens(profile, record, snap.requests, index)
-        check_fits(profile, tokens, body.content_length, index)
+        check_fits(profile, tokens, body.content_length, index, record.session_id)
         size = effective_size(record, snap.requests[index])[1]
         overrides = self.services.settings.price_overrides
         price = turn_cost_usd(profile, size, {"promptTokenCount": tokens}, overrides, 1, self.lane)

@@ -11,7 +11,15 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 
-from shared.models import SESSION_ID_RE, SessionSpec, SessionState, Tier, TurnSpec, TurnStatus
+from shared.models import (
+    SESSION_ID_RE,
+    HistoryPolicy,
+    SessionSpec,
+    SessionState,
+    Tier,
+    TurnSpec,
+    TurnStatus,
+)
 
 SESSION_ID_PATTERN = f"^{SESSION_ID_RE.pattern}$"
 IMAGES_DOC = (
@@ -70,6 +78,13 @@ class ForkSession(BaseModel):
 
     at: int = Field(ge=1)
     session_id: str | None = Field(default=None, pattern=SESSION_ID_PATTERN)
+    history: HistoryPolicy | None = Field(
+        default=None,
+        description=(
+            "The fork's history policy (default: the session's): 'full', 'first+last:K' or "
+            "{anchor: first, keep_last: K}, as in a spec"
+        ),
+    )
 
 
 class SessionLinks(Answer):

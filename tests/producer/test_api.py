@@ -254,16 +254,24 @@ def test_fork_copies_turns_one_to_at_and_shares_their_blobs(
     assert api.session_status(services, new_sid).state is SessionState.COMPLETED
 
 
-@pytest.mark.parametrize("at", [0, 3, 4])
+@pytest.mark.parametrize(
+    ("at", "error", "words"),
+    [
+        (0, InvalidSpec, "pick 1..2"),
+        (4, InvalidSpec, "pick 1..2"),
+        (3, InvalidState, "not committed yet"),
+    ],
+)
 def test_fork_past_the_last_committed_turn_is_refused(
-    services: Services, tmp_path: Path, at: int
+    services: Services, tmp_path: Path, at: int, error: type[Exception], words: str
 ) -> None:
     sid = api.submit_session(services, spec_of("a", "b", "c"), base_dir=tmp_path)
     commit_turn(services, sid, 1)
     commit_turn(services, sid, 2)
 
-    with pytest.raises(InvalidSpec, match=r"pick 1\.\.2"):
+    with pytest.raises(error) as refused:
         api.fork(services, sid, at)
+    assert words in str(refused.value) and "pick 1..2" in str(refused.value)
 
 
 def test_reconcile_enqueues_exactly_the_due_turns(

@@ -136,7 +136,7 @@ MORE_BAD_SPECS: list[tuple[str, str, list[str]]] = [
     (
         "history-word.yaml",
         "history: last3\nturns:\n  - prompt: a\n",
-        [":1: history:", "'last3' must be 'full' or {anchor: first, keep_last: N}"],
+        [":1: history:", "'last3' must be 'full', 'first+last:K' or {anchor: first, keep_last: K}"],
     ),
     (
         "history-half.yaml",
@@ -291,9 +291,13 @@ COMMANDS: list[tuple[str, Args, list[str]]] = [
     (
         "append-outgrows-the-limits",
         lambda w: ["append", w.full, "one more"],
-        ["append to {full}", "would send", "keep_last"],
+        ["append to {full}", "would send", "once turn", "--history first+last:"],
     ),
-    ("append-cancelled", lambda w: ["append", w.cancelled, "more"], ["cancelled", "fork"]),
+    (
+        "append-cancelled",
+        lambda w: ["append", w.cancelled, "more"],
+        ["cancelled", "submit the spec again"],
+    ),
     ("retry-unknown", lambda w: ["retry", "nope"], ["session nope does not exist"]),
     ("retry-succeeded", lambda w: ["retry", w.done, "--turn", "1"], ["turn 1", "succeeded"]),
     ("retry-nothing-failed", lambda w: ["retry", w.done], ["no failed turn"]),

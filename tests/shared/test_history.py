@@ -342,27 +342,27 @@ def test_estimate_tokens_prices_a_size_the_model_lacks_at_its_largest_image() ->
 
 
 def test_check_fits_accepts_exactly_the_context_window_and_the_inline_limit() -> None:
-    check_fits(NB2, NB2.context_tokens, INLINE_REQUEST_LIMIT_BYTES, 7)
+    check_fits(NB2, NB2.context_tokens, INLINE_REQUEST_LIMIT_BYTES, 7, "s1")
 
 
 def test_check_fits_refuses_one_token_over_the_context_window_and_suggests_reanchoring() -> None:
     with pytest.raises(HistoryTooLarge) as caught:
-        check_fits(PRO, PRO.context_tokens + 1, 1000, 7)
+        check_fits(PRO, PRO.context_tokens + 1, 1000, 7, "s1")
     message = str(caught.value)
     assert "turn 7" in message
     assert "65537" in message and "65536" in message
     assert "gemini-3-pro-image" in message
-    assert "keep_last" in message
+    assert "`editqueue fork s1 --at 6 --history first+last:2`" in message
 
 
 def test_check_fits_refuses_one_byte_over_the_inline_limit() -> None:
     with pytest.raises(HistoryTooLarge) as caught:
-        check_fits(NB2, 10, INLINE_REQUEST_LIMIT_BYTES + 1, 3)
+        check_fits(NB2, 10, INLINE_REQUEST_LIMIT_BYTES + 1, 3, "s1")
     assert "turn 3" in str(caught.value)
     assert "104.9 MB" in str(caught.value)
-    assert "re-anchoring" in str(caught.value)
+    assert "re-anchors, `editqueue fork s1 --at 2 --history first+last:2`" in str(caught.value)
 
 
 def test_history_too_large_is_a_permanent_error() -> None:
     with pytest.raises(PermanentError):
-        check_fits(NB2, NB2.context_tokens + 1, 0, 1)
+        check_fits(NB2, NB2.context_tokens + 1, 0, 1, "s1")

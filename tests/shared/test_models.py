@@ -95,7 +95,11 @@ def test_the_article_spec_parses_with_a_per_turn_size_override() -> None:
         (spec(session_id="a b"), ("session_id",), "must be 1-64"),
         (spec(budget_usd=-0.01), ("budget_usd",), "greater than or equal to 0"),
         (spec(metadata={"room": 3}), ("metadata", "room"), "valid string"),
-        (spec(history="last"), ("history",), "history 'last' must be 'full' or {anchor: first"),
+        (
+            spec(history="last"),
+            ("history",),
+            "history 'last' must be 'full', 'first+last:K' or {anchor",
+        ),
         (spec(history="FULL"), ("history",), "must be 'full'"),
         (spec(history={"anchor": "first"}), ("history",), "needs both anchor: first and keep_last"),
         (spec(history={"keep_last": 2}), ("history",), "needs both anchor: first and keep_last"),

@@ -1,0 +1,52 @@
+"""What to do next: the commands editqueue recommends when it refuses something, in one place.
+
+Every command built here can be run as written (tests/producer/test_advice.py runs each one and
+sees it accepted). `NEW_SID` and `PROMPT` are the only placeholders: the id a fork prints and the
+user's own words.
+"""
+
+from __future__ import annotations
+
+from shared.models import HistoryPolicy
+
+NEW_SID = "NEW_SID"
+
+
+def fork_command(sid: str, at: int, history: HistoryPolicy | None = None) -> str:
+    """`editqueue fork SID --at N [--history ...]`."""
+    option = f" --history {history.spelling}" if history is not None else ""
+    return f"`editqueue fork {sid} --at {at}{option}`"
+
+
+def append_command(sid: str) -> str:
+    """`editqueue append SID PROMPT`."""
+    return f"`editqueue append {sid} PROMPT`"
+
+
+def continue_elsewhere(sid: str, committed: int) -> str:
+    """How to go on from a session that will not run again (cancelled)."""
+    if committed == 0:
+        return "no turn was committed: submit the spec again to start over"
+    return (
+        f"continue in a fork of its {committed} committed turn(s): {fork_command(sid, committed)}, "
+        f"then {append_command(NEW_SID)}"
+    )
+
+
+def redo_turn(sid: str, index: int) -> str:
+    """How to run a committed turn again: a fork of the turns before it, then the turn again."""
+    if index == 1:
+        return "to redo turn 1, submit the spec again (a fork keeps at least turn 1)"
+    return (
+        f"to redo it, fork the turns before it, {fork_command(sid, index - 1)}, then "
+        f"{append_command(NEW_SID)} with the turn's prompt"
+    )
+
+
+def reanchor(sid: str, at: int, keep_last: int) -> str:
+    """How a session that outgrew a limit continues: a fork at `at` that re-anchors its history."""
+    policy = HistoryPolicy(anchor="first", keep_last=keep_last)
+    return (
+        f"continue in a fork that re-anchors, {fork_command(sid, at, policy)}, then "
+        f"{append_command(NEW_SID)}"
+    )
