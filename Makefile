@@ -7,17 +7,25 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: install run test test-slow unit integration lint typecheck bench chaos compose-config clean
 
+OUT    ?= out/living-room
+
 # pip's log is kept out of sight (this machine's pip config prints ~90 harmless index warnings)
-# and shown only when the install fails.
+# and shown only when the install fails; the lines around it say what is happening and how long.
 $(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q -e '.[dev]' > $(VENV)/pip.log 2>&1 || { grep -v "is ignored" $(VENV)/pip.log; exit 1; }
-	touch $(STAMP)
+	@echo "install: creating $(VENV) and installing editqueue with its dev tools (celery, boto3, fastapi, moto, pytest, ...)"
+	@echo "install: this takes about 1-2 minutes the first time (pip's log: $(VENV)/pip.log)"
+	@start=$$(date +%s); \
+	$(PYTHON) -m venv $(VENV) && \
+	{ $(BIN)/pip install -q -e '.[dev]' > $(VENV)/pip.log 2>&1 || { grep -v "is ignored" $(VENV)/pip.log; exit 1; }; } && \
+	touch $(STAMP) && \
+	echo "install: done in $$(( $$(date +%s) - start )) s"
 
 install: $(STAMP)  ## create .venv and install editqueue with its dev extras
 
 run: $(STAMP)  ## the living-room session on the embedded default (no servers, no key)
-	$(BIN)/editqueue run examples/living-room.yaml --out out/living-room
+	$(BIN)/editqueue run examples/living-room.yaml --out $(OUT)
+	@echo "outputs: $(OUT)/ holds turn_01.jpg ... turn_05.jpg, strip.jpg, report.html, status.json"
+	@echo "open the report: xdg-open $(OUT)/report.html (macOS: open), or file://$(abspath $(OUT))/report.html in a browser"
 
 test: $(STAMP)  ## unit + integration tests (starts its own redis-server, moto server, emulator)
 	$(BIN)/pytest -q -m "not slow" --cov --cov-report=term:skip-covered

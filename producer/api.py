@@ -23,7 +23,7 @@ from producer.checks import (
     validate_spec,
 )
 from producer.guards import check_cancel, check_fork, refuse_if_cancelled, retry_target
-from producer.manifest import create_manifest
+from producer.manifest import check_budget, create_manifest
 from producer.parallel import parallel_map
 from producer.report import write_report
 from producer.specs import LoadedSpec
@@ -256,11 +256,13 @@ def fork(
     at: int,
     new_session_id: str | None = None,
     history: HistoryPolicy | None = None,
+    budget_usd: float | None = None,
 ) -> str:
     """A new session holding turns 1..at of `sid` (requests and results; blobs are shared).
 
     With `history`, the fork replays its turns under that policy (e.g. first+last:K re-anchors a
-    session that outgrew the request limit).
+    session that outgrew the request limit); with `budget_usd`, it spends up to that (its copied
+    turns count), since a session's own budget is fixed.
     """
     repo = services.repo
     snap = repo.snapshot(sid)
@@ -270,6 +272,9 @@ def fork(
     update = {"session_id": new_sid, "forked_from": sid, "created_at": _now(), "batch_id": None}
     if history is not None:
         update["history"] = history
+    if budget_usd is not None:
+        check_budget(budget_usd, "--budget-usd")
+        update["budget_usd"] = budget_usd
     if not repo.create_session(snap.record.model_copy(update=update)):
         raise InvalidSpec(f"session id {new_sid} already exists; pick another id or omit it")
     for index in range(1, at + 1):

@@ -215,7 +215,7 @@ def status(state: CliState, sid: str | None, as_json: bool, watch: bool, is_batc
     services = state.get_services()
     if is_batch:
         if sid is None:
-            raise InvalidSpec("status --batch needs a batch id: editqueue status --batch BATCH")
+            raise InvalidSpec("status --batch needs a batch id: `editqueue status --batch BATCH`")
         sys.exit(cli_batch.show_status(services, sid, as_json=as_json, watching=watch))
     sids = [_session_arg(sid)] if sid else list(services.repo.session_ids())
 
@@ -284,11 +284,22 @@ def _history_arg(value: str | None) -> HistoryPolicy | None:
     metavar="full|first+last:K",
     help="The fork's history policy (default: SID's); first+last:K re-anchors.",
 )
+@click.option(
+    "--budget-usd", type=float, default=None, help="The fork's budget in USD (default: SID's)."
+)
 @pass_state
-def fork(state: CliState, sid: str, at: int, session_id: str | None, history: str | None) -> None:
+def fork(
+    state: CliState,
+    sid: str,
+    at: int,
+    session_id: str | None,
+    history: str | None,
+    budget_usd: float | None,
+) -> None:
     """Branch a new session from turns 1..N of SID; prints its id."""
     policy = _history_arg(history)
-    click.echo(api.fork(state.get_services(), _session_arg(sid), at, session_id, policy))
+    services = state.get_services()
+    click.echo(api.fork(services, _session_arg(sid), at, session_id, policy, budget_usd))
 
 
 @main.command()

@@ -67,8 +67,9 @@ def retry_target(snap: SessionSnapshot, index: int | None) -> int:
         raise InvalidSpec(f"session {sid} has no turn {index}; turns are 1..{snap.last_index}")
     state = turn_state(snap, index, None)
     if state is not TurnState.FAILED:
+        where = "succeeded" if state is TurnState.SUCCEEDED else f"is {state}"
         raise InvalidState(
-            f"turn {index} of {sid} is {state}; only a failed turn can be retried: "
+            f"turn {index} of {sid} {where}; only a failed turn can be retried: "
             f"{_retry_instead(sid, index, snap)}"
         )
     return index

@@ -7,14 +7,19 @@ user's own words.
 
 from __future__ import annotations
 
+import math
+
 from shared.models import HistoryPolicy
 
 NEW_SID = "NEW_SID"
 
 
-def fork_command(sid: str, at: int, history: HistoryPolicy | None = None) -> str:
-    """`editqueue fork SID --at N [--history ...]`."""
+def fork_command(
+    sid: str, at: int, history: HistoryPolicy | None = None, budget_usd: float | None = None
+) -> str:
+    """`editqueue fork SID --at N [--history ...] [--budget-usd ...]`."""
     option = f" --history {history.spelling}" if history is not None else ""
+    option += f" --budget-usd {budget_usd:.2f}" if budget_usd is not None else ""
     return f"`editqueue fork {sid} --at {at}{option}`"
 
 
@@ -48,5 +53,23 @@ def reanchor(sid: str, at: int, keep_last: int) -> str:
     policy = HistoryPolicy(anchor="first", keep_last=keep_last)
     return (
         f"continue in a fork that re-anchors, {fork_command(sid, at, policy)}, then "
+        f"{append_command(NEW_SID)}"
+    )
+
+
+def raise_budget(scope: str, limit_usd: float, price_usd: float, sid: str, index: int) -> str:
+    """How a turn held by a budget goes on: a larger batch budget, or a fork with a larger one.
+
+    `scope` is `batch:<id>` or `session:<id>`; the amount proposed lets this turn through.
+    """
+    enough = math.ceil((limit_usd + price_usd) * 100) / 100
+    kind, _, owner = scope.partition(":")
+    if kind == "batch":
+        return f"raise it with `editqueue budget {owner} --usd {enough:.2f}` and the turn resumes"
+    if index == 1:
+        return "a session's budget_usd is fixed: submit the spec again with a larger one"
+    fork = fork_command(sid, index - 1, budget_usd=enough)
+    return (
+        f"a session's budget_usd is fixed: continue in a fork with a larger one, {fork}, then "
         f"{append_command(NEW_SID)}"
     )

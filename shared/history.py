@@ -155,6 +155,6 @@ def check_fits(profile: ModelProfile, tokens: int, body_bytes: int, index: int, 
     if body_bytes > INLINE_REQUEST_LIMIT_BYTES:
         raise HistoryTooLarge(
             f"turn {index}: request body is {body_bytes / 1e6:.1f} MB, over the "
-            f"{INLINE_REQUEST_LIMIT_BYTES / 1e6:.0f} MB inline limit"
+            f"{INLINE_REQUEST_LIMIT_BYTES / 1e6:.1f} MB inline limit"
             + (f"; {todo}" if todo else "; use a smaller image_size or fewer reference images")
         )

@@ -58,8 +58,9 @@ def safe_url(url: str) -> str:
 
 
 KEY_ADVICE = (
-    "set it to your Gemini API key, or run `editqueue emulator --port 8765` and set "
-    "EDITQUEUE_API_BASE_URL=http://127.0.0.1:8765 to try without one"
+    "set it to your Gemini API key, or, to try without one, run `editqueue emulator --port 8765` "
+    "and set EDITQUEUE_API_BASE_URL=http://127.0.0.1:8765 (docker-compose: --profile emulator "
+    "with EDITQUEUE_API_BASE_URL=http://emulator:8080)"
 )
 
 

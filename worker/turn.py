@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 
+from shared.advice import raise_budget
 from shared.broker import LANE_FLEX, LANE_STANDARD
 from shared.catalog import profile_for
 from shared.cost import turn_cost_usd
@@ -158,10 +159,8 @@ class TurnRunner:
         hold = BudgetHold(self.services.ledger, self.owner, budget_scopes(self.services.repo, snap))
         refused = hold.reserve(price)
         if refused is not None:
-            raise _OverBudget(
-                f"budget {refused.name} of ${refused.limit_usd:.2f} reached; raise it with "
-                "`editqueue budget`"
-            )
+            todo = raise_budget(refused.name, refused.limit_usd, price, record.session_id, index)
+            raise _OverBudget(f"budget {refused.name} of ${refused.limit_usd:.2f} reached; {todo}")
         try:
             response = self._gated_call(record.model, record.session_id, body)
             failpoint(self.services.settings, "after_call")

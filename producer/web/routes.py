@@ -233,7 +233,9 @@ def fork_session(
     """A new session holding turns 1..at of this one (same tenant and webhook)."""
     services = services_of(request)
     owned(services, tenant, session_id)
-    new_sid = api.fork(services, session_id, body.at, body.session_id, body.history)
+    new_sid = api.fork(
+        services, session_id, body.at, body.session_id, body.history, body.budget_usd
+    )
     status_url = url(request, "get_session", session_id=new_sid)
     response.headers["location"] = status_url
     return Forked(session_id=new_sid, forked_from=session_id, at=body.at, status_url=status_url)

@@ -85,6 +85,9 @@ class ForkSession(BaseModel):
             "{anchor: first, keep_last: K}, as in a spec"
         ),
     )
+    budget_usd: float | None = Field(
+        default=None, ge=0, description="The fork's budget (default: the session's)."
+    )
 
 
 class SessionLinks(Answer):

@@ -330,6 +330,22 @@ COMMANDS: list[tuple[str, Args, list[str]]] = [
     ),
     ("fork-at-not-a-number", lambda w: ["fork", w.done, "--at", "two"], ["--at", "two"]),
     (
+        "fork-bad-history",
+        lambda w: ["fork", w.done, "--at", "1", "--history", "last:2"],
+        ["--history: history 'last:2' must be 'full', 'first+last:K'"],
+    ),
+    (
+        "fork-negative-budget",
+        lambda w: ["fork", w.done, "--at", "1", "--budget-usd", "-1"],
+        ["--budget-usd -1 is negative"],
+    ),
+    (
+        "cancel-completed",
+        lambda w: ["cancel", w.done],
+        ["is completed: nothing is left to cancel", "editqueue append"],
+    ),
+    ("cancel-failed", lambda w: ["cancel", w.failed], ["is failed (turn 2)", "editqueue retry"]),
+    (
         "export-unknown",
         lambda w: ["export", "nope", str(w.tmp / "out")],
         ["session nope does not exist"],

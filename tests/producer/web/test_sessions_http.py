@@ -346,3 +346,68 @@ def test_tokens_and_the_api_key_never_appear_in_answers(client: TestClient) -> N
     for secret in (ACME, GLOBEX):
         assert all(secret not in text for text in texts)
         assert secret.encode() not in stored
+
+
+def test_cancelling_a_completed_session_is_409_and_changes_nothing(
+    client: TestClient, sink: MemorySink
+) -> None:
+    sid = create(client)
+    commit_turn(services_of(client), sid, 1)
+    commit_turn(services_of(client), sid, 2)
+
+    answer = client.post(f"/v1/sessions/{sid}/cancel", headers=bearer(ACME))
+
+    assert answer.status_code == 409
+    error = answer.json()["error"]
+    assert error["kind"] == "invalid_state"
+    assert "is completed: nothing is left to cancel" in error["message"]
+    assert f"`editqueue append {sid} PROMPT`" in error["message"]
+    assert not services_of(client).repo.is_cancelled(sid)
+    assert sink.events == []
+    doc = client.get(f"/v1/sessions/{sid}", headers=bearer(ACME)).json()
+    assert doc["state"] == SessionState.COMPLETED
+
+
+def test_retrying_a_succeeded_turn_is_409_naming_the_fork_that_redoes_it(
+    client: TestClient,
+) -> None:
+    sid = create(client)
+    commit_turn(services_of(client), sid, 1)
+    commit_turn(services_of(client), sid, 2)
+
+    answer = client.post(f"/v1/sessions/{sid}/retry", json={"turn": 2}, headers=bearer(ACME))
+
+    assert answer.status_code == 409
+    assert f"`editqueue fork {sid} --at 1`" in answer.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("history", "keep_last"),
+    [("first+last:1", 1), ({"anchor": "first", "keep_last": 3}, 3), ("full", None)],
+)
+def test_fork_takes_a_history_policy_as_a_spec_does(
+    client: TestClient, history: object, keep_last: int | None
+) -> None:
+    sid = create(client, history={"anchor": "first", "keep_last": 2})
+    commit_turn(services_of(client), sid, 1)
+
+    answer = client.post(
+        f"/v1/sessions/{sid}/fork", json={"at": 1, "history": history}, headers=bearer(ACME)
+    )
+
+    assert answer.status_code == 201, answer.text
+    record = services_of(client).repo.session(answer.json()["session_id"])
+    assert record.history.keep_last == keep_last
+
+
+def test_fork_with_a_bad_history_is_422_naming_the_field(client: TestClient) -> None:
+    sid = create(client)
+    commit_turn(services_of(client), sid, 1)
+
+    answer = client.post(
+        f"/v1/sessions/{sid}/fork", json={"at": 1, "history": "last:2"}, headers=bearer(ACME)
+    )
+
+    assert answer.status_code == 422
+    assert answer.json()["error"]["fields"][0]["field"] == "history"
+    assert list(services_of(client).repo.session_ids()) == [sid]
