@@ -6,7 +6,7 @@ import time
 
 import requests
 
-from emulator import start_emulator
+from emulator import EmulatorConfig, start_emulator
 from tests.emulator.helpers import generate, request_body, unique, user
 
 
@@ -43,3 +43,12 @@ def test_reset_also_restarts_counted_triggers() -> None:
 def test_healthz_answers_without_a_key(url: str) -> None:
     response = requests.get(f"{url}/healthz", timeout=5)
     assert (response.status_code, response.json()) == (200, {"status": "ok"})
+
+
+def test_info_names_the_emulator_and_whether_it_accepts_any_key() -> None:
+    with start_emulator() as open_emulator:
+        anyone = requests.get(f"{open_emulator.url}/emulator/info", timeout=5)
+    with start_emulator(EmulatorConfig(api_key="only-this")) as keyed:
+        fixed = requests.get(f"{keyed.url}/emulator/info", timeout=5)
+    assert anyone.json() == {"service": "editqueue-emulator", "accepts_any_key": True}
+    assert fixed.json() == {"service": "editqueue-emulator", "accepts_any_key": False}
