@@ -7,7 +7,7 @@ import sys
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_ready, worker_shutdown
+from celery.signals import worker_init, worker_ready, worker_shutdown
 
 from shared import runtime
 from shared.broker import make_celery
@@ -59,18 +59,23 @@ def _stop_sweeper(**_: Any) -> None:
         sweeper.stop()
 
 
-def started_settings() -> Settings:
-    """The settings, checked before anything is consumed; exit 2 naming what to fix."""
+@worker_init.connect  # type: ignore[untyped-decorator]
+def _check_before_consuming(sender: Any = None, **_: Any) -> None:
+    """Refuse to start (exit 2, naming the setting) when every turn would fail.
+
+    Runs in the worker's main process before the pool starts and before anything is consumed;
+    the checked settings (e.g. the emulator's placeholder key) are what every task then uses.
+    """
+    if getattr(sender, "app", None) is not app:
+        return  # another app in this process (tests)
     settings = load_settings()
     try:
-        check_timeouts(settings)
         checked = checked_settings(settings, settings.startup_wait_s)
-    except (StartupRefused, ValueError) as exc:
+    except StartupRefused as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
-    runtime.configure(checked)  # e.g. the emulator's placeholder key for every task
-    return checked
+    runtime.configure(checked)
 
 
 logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
-app = create_app(started_settings())
+app = create_app(load_settings())
