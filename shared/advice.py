@@ -28,33 +28,31 @@ def append_command(sid: str) -> str:
     return f"`editqueue append {sid} PROMPT`"
 
 
+def fork_then_append(why: str, fork: str) -> str:
+    """`<why>, <fork command>, then <append to the fork>`: the two steps that continue a session."""
+    return f"{why}, {fork}, then {append_command(NEW_SID)}"
+
+
 def continue_elsewhere(sid: str, committed: int) -> str:
     """How to go on from a session that will not run again (cancelled)."""
     if committed == 0:
         return "no turn was committed: submit the spec again to start over"
-    return (
-        f"continue in a fork of its {committed} committed turn(s): {fork_command(sid, committed)}, "
-        f"then {append_command(NEW_SID)}"
-    )
+    why = f"continue in a fork of its {committed} committed turn(s)"
+    return fork_then_append(why, fork_command(sid, committed))
 
 
 def redo_turn(sid: str, index: int) -> str:
     """How to run a committed turn again: a fork of the turns before it, then the turn again."""
     if index == 1:
         return "to redo turn 1, submit the spec again (a fork keeps at least turn 1)"
-    return (
-        f"to redo it, fork the turns before it, {fork_command(sid, index - 1)}, then "
-        f"{append_command(NEW_SID)} with the turn's prompt"
-    )
+    todo = fork_then_append("to redo it, fork the turns before it", fork_command(sid, index - 1))
+    return f"{todo} with the turn's prompt"
 
 
 def reanchor(sid: str, at: int, keep_last: int) -> str:
     """How a session that outgrew a limit continues: a fork at `at` that re-anchors its history."""
     policy = HistoryPolicy(anchor="first", keep_last=keep_last)
-    return (
-        f"continue in a fork that re-anchors, {fork_command(sid, at, policy)}, then "
-        f"{append_command(NEW_SID)}"
-    )
+    return fork_then_append("continue in a fork that re-anchors", fork_command(sid, at, policy))
 
 
 def raise_budget(scope: str, limit_usd: float, price_usd: float, sid: str, index: int) -> str:
@@ -68,8 +66,5 @@ def raise_budget(scope: str, limit_usd: float, price_usd: float, sid: str, index
         return f"raise it with `editqueue budget {owner} --usd {enough:.2f}` and the turn resumes"
     if index == 1:
         return "a session's budget_usd is fixed: submit the spec again with a larger one"
-    fork = fork_command(sid, index - 1, budget_usd=enough)
-    return (
-        f"a session's budget_usd is fixed: continue in a fork with a larger one, {fork}, then "
-        f"{append_command(NEW_SID)}"
-    )
+    why = "a session's budget_usd is fixed: continue in a fork with a larger one"
+    return fork_then_append(why, fork_command(sid, index - 1, budget_usd=enough))

@@ -317,3 +317,18 @@ def click_context():  # type: ignore[no-untyped-def]
     import click
 
     return click.Context(main)
+
+
+def test_a_spec_that_would_outgrow_the_limits_names_a_history_that_is_then_accepted(
+    services: Services, tmp_path: Path
+) -> None:
+    prompts = "".join(f"  - prompt: edit {n}\n" for n in range(_largest_fitting() + 1))
+    spec = tmp_path / "long.yaml"
+    spec.write_text(f"image_size: 4K\naspect_ratio: '16:9'\nturns:\n{prompts}")
+
+    message = refusal(services, ["submit", str(spec)])
+
+    found = re.search(r"set (history: \{anchor: first, keep_last: \d+\})", message)
+    assert found, message
+    spec.write_text(f"{found.group(1)}\n{spec.read_text()}")
+    assert cli(services, ["submit", str(spec)]).exit_code == 0
