@@ -8,6 +8,8 @@ import threading
 from dataclasses import dataclass, replace
 from typing import Literal
 
+from emulator.batch_api import BatchApi
+from emulator.batches import BatchService
 from emulator.config import EmulatorConfig
 from emulator.errors import ApiError, JsonDict, invalid_argument, key_invalid, key_missing
 from emulator.faults import (
@@ -18,6 +20,7 @@ from emulator.faults import (
     FaultPlan,
     fault_error,
 )
+from emulator.files import FileStore
 from emulator.imaging import Target, UnreadableImage, derive_image
 from emulator.request import GenerateRequest, check_signatures, load_json, parse_request
 from emulator.response import content_fault_body, success_body
@@ -71,6 +74,11 @@ class EmulatorApp:
         self._rng = random.Random(config.seed)
         self._rng_lock = threading.Lock()
         self.faults = FaultPlan(dict(config.fault_rates), random.Random(self._roll_seed()))
+        self.files = FileStore()
+        self.batches = BatchService(
+            self.files, self.run_line, config.batch_turnaround_s, config.batch_expire_jobs
+        )
+        self.batch_api = BatchApi(self.files, self.batches)
 
     def _roll_seed(self) -> int:
         with self._rng_lock:
@@ -166,6 +174,28 @@ class EmulatorApp:
             generation=generation,
             tier=request.service_tier,
         )
+
+    def run_line(self, model: str, body: bytes) -> tuple[int, JsonDict]:
+        """One batch line through the generateContent pipeline: (status, answer or error)."""
+        reply = self.generate(model, body)
+        if reply.mode == "hang":
+            return 504, fault_error("504", model, self.config.retry_delay_s).body()
+        try:
+            answer = json.loads(reply.body)
+        except ValueError:  # the HTML 502 and `notjson` faults
+            error = ApiError(502, "UNAVAILABLE", "Bad Gateway")
+            return (502, error.body())
+        if reply.status == 200 and not isinstance(answer, dict):
+            return 500, ApiError(500, "INTERNAL", "bad answer").body()
+        return reply.status, answer
+
+    def batch_stats(self) -> JsonDict:
+        """Batch jobs created, lines run and files stored (for /emulator/stats)."""
+        return {
+            "jobs": len(self.batches.jobs()),
+            "lines_run": self.batches.lines_run,
+            "files": self.files.count(),
+        }
 
     def reset(self) -> None:
         """Clear call statistics and trigger counters."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from emulator.config import (
+    DEFAULT_BATCH_TURNAROUND_S,
     DEFAULT_DRIP_INTERVAL_S,
     DEFAULT_HANG_S,
     DEFAULT_HOST,
@@ -80,6 +81,18 @@ def _announce(url: str) -> None:
 )
 @click.option("--jpeg-quality", default=DEFAULT_JPEG_QUALITY, show_default=True)
 @click.option("--max-request-mb", default=100, show_default=True, help="Request payload limit.")
+@click.option(
+    "--batch-turnaround-s",
+    default=DEFAULT_BATCH_TURNAROUND_S,
+    show_default=True,
+    help="A batch job ends this long after it is created.",
+)
+@click.option(
+    "--batch-expire-jobs",
+    default=0,
+    show_default=True,
+    help="The first N batch jobs end EXPIRED instead of SUCCEEDED (the expiry fault).",
+)
 @click.option("--flex-latency-s", default=0.0, show_default=True, help="Extra latency of flex.")
 @click.option(
     "--flex-shed-rate", default=0.0, show_default=True, help="Share of flex calls shed (503)."
@@ -100,6 +113,8 @@ def emulator_command(
     image_format: str,
     jpeg_quality: int,
     max_request_mb: int,
+    batch_turnaround_s: float,
+    batch_expire_jobs: int,
     flex_latency_s: float,
     flex_shed_rate: float,
 ) -> None:
@@ -121,6 +136,8 @@ def emulator_command(
             image_format="png" if image_format == "png" else "jpeg",
             jpeg_quality=jpeg_quality,
             max_request_bytes=max_request_mb * MEGABYTE,
+            batch_turnaround_s=batch_turnaround_s,
+            batch_expire_jobs=batch_expire_jobs,
             flex_latency_s=flex_latency_s,
             flex_shed_rate=flex_shed_rate,
         )

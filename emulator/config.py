@@ -13,6 +13,7 @@ DEFAULT_HANG_S = 30.0
 DEFAULT_DRIP_INTERVAL_S = 0.5
 DEFAULT_JPEG_QUALITY = 92
 FAULT_RETRY_DELAY_CAP_S = 3600.0
+DEFAULT_BATCH_TURNAROUND_S = 5.0
 
 # Every fault the emulator can inject, by the name used in `--fault-rate` and `!fault=`.
 FAULT_NAMES: tuple[str, ...] = (
@@ -60,6 +61,10 @@ class EmulatorConfig:
     mime_lie_rate: float = 0.0  # share of images declared image/png while the bytes are JPEG
     image_format: ImageFormat = "jpeg"
     jpeg_quality: int = DEFAULT_JPEG_QUALITY
+    batch_turnaround_s: float = (
+        DEFAULT_BATCH_TURNAROUND_S  # a batch job ends this long after create
+    )
+    batch_expire_jobs: int = 0  # the first N batch jobs end EXPIRED (the expiry fault)
     flex_latency_s: float = 0.0  # extra latency of a serviceTier=flex call
     flex_shed_rate: float = 0.0  # share of flex calls shed with 503 UNAVAILABLE
 

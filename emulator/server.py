@@ -11,6 +11,7 @@ from types import TracebackType
 from urllib.parse import parse_qs, urlsplit
 
 from emulator.app import JSON_TYPE, EmulatorApp, Reply, error_reply, json_bytes
+from emulator.batch_api import handles
 from emulator.config import EmulatorConfig
 from emulator.errors import ApiError, JsonDict, not_found
 
@@ -54,20 +55,51 @@ class _Handler(BaseHTTPRequestHandler):
         """Silent: the default access log would print `?key=` query strings."""
 
     def do_GET(self) -> None:
-        """Health, identity and statistics."""
+        """Health, identity, statistics, and the Files and Batch APIs' reads."""
         path = urlsplit(self.path).path
-        if path == "/healthz":
+        if handles(path):
+            self._batch_api("GET")
+        elif path == "/healthz":
             self._send_json(200, {"status": "ok"})
         elif path == "/emulator/info":
             self._send_json(200, self.app.identity())
         elif path == "/emulator/stats":
-            self._send_json(200, self.app.stats.snapshot())
+            self._send_json(200, {**self.app.stats.snapshot(), "batch": self.app.batch_stats()})
         else:
             self._send(error_reply(not_found(path), "not_found"))
 
-    def do_POST(self) -> None:
-        """generateContent under /v1beta and /v1, and the admin reset."""
+    def do_DELETE(self) -> None:
+        """Deleting files and batch jobs."""
+        self._batch_api("DELETE")
+
+    def _batch_api(self, method: str) -> None:
         url = urlsplit(self.path)
+        length = self._content_length() or 0
+        body = self.rfile.read(length) if length else b""
+        query = parse_qs(url.query)
+        # An upload URL carries its own upload_id (the SDK sends no key with the chunks).
+        key = self.headers.get("x-goog-api-key") or query.get("key", [""])[0]
+        denied = None if "upload_id" in query else self.app.check_key(key)
+        if denied is not None:
+            self._send(denied)
+            return
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        base = f"http://{self.headers.get('Host') or '127.0.0.1'}"
+        answer = self.app.batch_api.handle(method, url.path, query, headers, body, base)
+        self.send_response(answer.status)
+        self.send_header("Content-Type", answer.content_type)
+        self.send_header("Content-Length", str(len(answer.body)))
+        for name, value in answer.headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(answer.body)
+
+    def do_POST(self) -> None:
+        """generateContent under /v1beta and /v1, the Files and Batch APIs, the admin reset."""
+        url = urlsplit(self.path)
+        if handles(url.path):
+            self._batch_api("POST")
+            return
         if url.path == "/emulator/reset":
             self._discard(self._content_length())
             self.app.reset()
