@@ -13,8 +13,6 @@ from shared.models import Tier
 
 def tier_problem(model: str, tier: Tier, settings: Settings) -> str | None:
     """Why `model` cannot run at `tier` (None when it can)."""
-    if tier is Tier.BATCH:  # the wave batcher lands next; until then refuse rather than mis-bill
-        return "tier: batch waves are not served by this version yet; use flex (also half price)"
     offered = model_tiers(model, settings.tier_overrides)
     if tier.value in offered:
         return None

@@ -22,6 +22,7 @@ QUEUE_FLEX = "editqueue.flex"
 FLEX_KEYPREFIX = "eqflex:"
 LANE_FLEX = "flex"
 LANE_STANDARD = "standard"
+LANE_BATCH = "batch"  # not a broker queue: batch-tier turns wait for the batcher's next wave
 # Priority by turn depth (Redis transport: 0 is served first, 9 last), so a session's next turn
 # goes ahead of new sessions' first turns and sessions finish one after another.
 PRIORITY_STEPS = 10

@@ -28,6 +28,8 @@ DEFAULT_API_MAX_BODY_BYTES = 40 * 1024 * 1024
 DEFAULT_FLEX_TIMEOUT_S = 900.0
 DEFAULT_FLEX_VISIBILITY_TIMEOUT_S = 1200
 DEFAULT_FLEX_MAX_SHEDS = 3
+# Inline batch jobs must total under 20 MB (batch-mode doc); above 16 MB a wave goes as a file.
+DEFAULT_BATCH_INLINE_MAX_BYTES = 16 * 1024 * 1024
 
 
 class Settings(BaseSettings):
@@ -77,6 +79,13 @@ class Settings(BaseSettings):
     flex_visibility_timeout_s: int = Field(default=DEFAULT_FLEX_VISIBILITY_TIMEOUT_S, gt=0)
     # A worker waits this long for Redis, S3 or the emulator to come up before it refuses.
     startup_wait_s: float = Field(default=0.0, ge=0)
+    # Batch waves: how long due turns may keep arriving before a wave is sent (a quiet period),
+    # the first and longest wait between polls of a job, and the inline size limit we keep to.
+    batch_gather_s: float = Field(default=10.0, ge=0)
+    batch_poll_s: float = Field(default=30.0, gt=0)
+    batch_poll_max_s: float = Field(default=600.0, gt=0)
+    batch_inline_max_bytes: int = Field(default=DEFAULT_BATCH_INLINE_MAX_BYTES, ge=0)
+    batch_max_lines: int = Field(default=2000, ge=1)
     # HTTP API (`editqueue api`) and webhooks
     api_tokens: SecretStr | None = Field(default=None, description="token=tenant,... (bearer)")
     api_max_body_bytes: int = Field(default=DEFAULT_API_MAX_BODY_BYTES, gt=0)

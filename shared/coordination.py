@@ -72,6 +72,18 @@ class Coordinator(Protocol):
         """Forget a parked turn in the index."""
         ...
 
+    def mark_batch_due(self, sid: str, index: int, attempt: int, at: float) -> None:
+        """Turn n of a batch-tier session waits for the next wave (the batcher looks here)."""
+        ...
+
+    def batch_due(self) -> dict[tuple[str, int], tuple[int, float]]:
+        """Every turn waiting for a wave: (sid, index) -> (attempt, when it became due)."""
+        ...
+
+    def drop_batch_due(self, sid: str, index: int) -> None:
+        """Forget a turn waiting for a wave (it went into one, or is done)."""
+        ...
+
     def has_epoch(self) -> bool:
         """False when the coordination state was lost (a wiped or new Redis)."""
         ...
@@ -90,6 +102,7 @@ class MemoryCoordinator:
         self._live: dict[str, dict[int, LiveTurn]] = {}
         self._sessions: set[str] = set()
         self._parks: dict[tuple[str, int], float] = {}
+        self._batch_due: dict[tuple[str, int], tuple[int, float]] = {}
         self._epoch = False
 
     def acquire_lease(self, key: str, owner: str, ttl_s: float) -> bool:
@@ -138,6 +151,18 @@ class MemoryCoordinator:
     def drop_park(self, sid: str, index: int) -> None:
         with self._lock:
             self._parks.pop((sid, index), None)
+
+    def mark_batch_due(self, sid: str, index: int, attempt: int, at: float) -> None:
+        with self._lock:
+            self._batch_due[(sid, index)] = (attempt, at)
+
+    def batch_due(self) -> dict[tuple[str, int], tuple[int, float]]:
+        with self._lock:
+            return dict(self._batch_due)
+
+    def drop_batch_due(self, sid: str, index: int) -> None:
+        with self._lock:
+            self._batch_due.pop((sid, index), None)
 
     def has_epoch(self) -> bool:
         return self._epoch

@@ -6,7 +6,7 @@ import contextlib
 import time
 from typing import Any
 
-from shared.broker import LANE_STANDARD
+from shared.broker import LANE_BATCH, LANE_STANDARD
 from shared.coordination import LiveTurn
 from shared.errors import EditQueueError
 from shared.models import ErrorInfo, TurnState
@@ -25,8 +25,20 @@ def dispatch(
     lane: str = LANE_STANDARD,
 ) -> None:
     """Queue `run_turn(sid, index)` on its lane; the live entry lets reconcile tell queued from
-    lost. Only a non-standard lane is named to the enqueuer."""
+    lost. Only a non-standard lane is named to the enqueuer. A batch-tier turn is not sent to
+    the broker: it is marked due for the batcher's next wave."""
     now = time.time()
+    if lane == LANE_BATCH:
+        waiting = LiveTurn(
+            state=TurnState.QUEUED,
+            attempts=attempt - 1,
+            error=error,
+            reason="batch",
+            updated_at=now,
+        )
+        services.coord.set_live(sid, index, waiting)
+        services.coord.mark_batch_due(sid, index, attempt, now + countdown_s)
+        return
     live = LiveTurn(
         state=TurnState.QUEUED,
         attempts=attempt - 1,

@@ -6,6 +6,7 @@ import dataclasses
 import json
 import time
 from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote
 
@@ -300,6 +301,52 @@ class HttpGeminiClient:
         ):
             return PermanentError(f"bad API URL, check EDITQUEUE_API_BASE_URL: {detail}")
         return ConnectionFailed(f"the connection to the API failed: {detail}")
+
+
+def pooled_session() -> requests.Session:
+    """A requests session that keeps POOL_CONNECTIONS connections per host."""
+    return _pooled_session()
+
+
+def http_exchange(
+    session: requests.Session,
+    method: str,
+    url: str,
+    *,
+    headers: dict[str, str],
+    data: Any = None,
+    timeout_s: float,
+    secret: str | None = None,
+    save_to: Path | None = None,
+) -> tuple[int, dict[str, str], bytes]:
+    """One plain HTTP exchange (the Files and Batch APIs): status, lower-case headers, body.
+
+    With `save_to`, a 200 body is streamed into that file instead of returned. Raises our
+    ConnectionFailed (the secret scrubbed) for any transport failure.
+    """
+    try:
+        response = session.request(
+            method,
+            url,
+            headers=headers,
+            data=data,
+            timeout=timeout_s,
+            stream=save_to is not None,
+            allow_redirects=False,
+        )
+        try:
+            found = {k.lower(): v for k, v in response.headers.items()}
+            if save_to is not None and response.status_code == 200:
+                with save_to.open("wb") as handle:
+                    for chunk in response.iter_content(READ_CHUNK_BYTES):
+                        handle.write(chunk)
+                return response.status_code, found, b""
+            return response.status_code, found, response.content
+        finally:
+            response.close()
+    except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+        detail = redact(f"{type(exc).__name__}: {exc}", secret)[:MESSAGE_MAX_CHARS]
+        raise ConnectionFailed(f"{method} {url.split('?')[0]} failed: {detail}") from exc
 
 
 Outcome = ApiResponse | Exception | Callable[[str, bytes], ApiResponse]

@@ -56,6 +56,8 @@ def due_turns(
 
 def running_stale_s(settings: Settings, tier: Tier) -> float:
     """How old a "running" entry of this tier's turns may get before its message is gone."""
+    if tier is Tier.BATCH:  # a wave may run for hours; the batcher follows it from the store
+        return float("inf")
     if tier is Tier.FLEX:
         return settings.flex_visibility_timeout_s + settings.flex_timeout_s + TASK_MARGIN_S
     return settings.visibility_timeout_s + settings.api_timeout_s + TASK_MARGIN_S

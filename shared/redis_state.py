@@ -102,6 +102,23 @@ class RedisCoordinator:
     def drop_park(self, sid: str, index: int) -> None:
         self._call(lambda: self.client.zrem(f"{PREFIX}parked", f"{sid}|{index}"))
 
+    def mark_batch_due(self, sid: str, index: int, attempt: int, at: float) -> None:
+        value = f"{attempt}|{at}"
+        self._call(lambda: self.client.hset(f"{PREFIX}batchdue", f"{sid}|{index}", value))
+
+    def batch_due(self) -> dict[tuple[str, int], tuple[int, float]]:
+        key = f"{PREFIX}batchdue"
+        raw = self._call(lambda: cast(dict[bytes, bytes], self.client.hgetall(key)))
+        due: dict[tuple[str, int], tuple[int, float]] = {}
+        for field, value in raw.items():
+            sid, index = field.decode().rsplit("|", 1)
+            attempt, at = value.decode().split("|", 1)
+            due[(sid, int(index))] = (int(attempt), float(at))
+        return due
+
+    def drop_batch_due(self, sid: str, index: int) -> None:
+        self._call(lambda: self.client.hdel(f"{PREFIX}batchdue", f"{sid}|{index}"))
+
     def has_epoch(self) -> bool:
         return bool(self._call(lambda: self.client.exists(f"{PREFIX}epoch")))
 

@@ -20,6 +20,7 @@ from shared.coordination import Coordinator, MemoryCoordinator
 from shared.events import EventSink, NullSink
 from shared.gate import CallGate, MemoryGate, OpenGate, RedisGate
 from shared.gemini import GeminiClient, HttpGeminiClient
+from shared.gemini_batch import BatchApi, HttpBatchApi
 from shared.sessions import SessionRepository
 from shared.storage import ObjectStore, open_store
 from shared.webhook_sink import webhook_sink_for
@@ -38,6 +39,7 @@ class Services:
     events: EventSink = field(default_factory=NullSink)
     gate: CallGate = field(default_factory=OpenGate)
     ledger: BudgetLedger = field(default_factory=MemoryLedger)
+    batch_api: BatchApi | None = None  # the Files and Batch APIs, for batch-tier waves
 
 
 def blob_cache_for(settings: Settings, store: ObjectStore) -> BlobCache:
@@ -80,6 +82,7 @@ def build_services(
         events=webhook_sink_for(SessionRepository(store), enqueuer),  # for sessions with a webhook
         gate=gate_for(settings, coord),
         ledger=ledger_for(settings, coord),
+        batch_api=HttpBatchApi(settings.api_base_url, settings.api_key),
     )
 
 

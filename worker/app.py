@@ -13,21 +13,9 @@ from shared import runtime
 from shared.broker import make_celery
 from shared.config import Settings, load_settings
 from shared.preflight import StartupRefused, checked_settings
+from worker.timeouts import check_timeouts
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
-
-
-def check_timeouts(settings: Settings) -> None:
-    """Refuse settings under which the broker would redeliver a turn that is still running."""
-    longest_task_s = settings.longest_task_s
-    visibility_s = settings.lane_visibility_timeout_s
-    if visibility_s <= longest_task_s + settings.max_countdown_s:
-        name = "FLEX_VISIBILITY_TIMEOUT_S" if settings.lane == "flex" else "VISIBILITY_TIMEOUT_S"
-        raise ValueError(
-            f"EDITQUEUE_{name}={visibility_s} must exceed the "
-            f"longest task ({longest_task_s:.0f}s) plus the longest countdown "
-            f"({settings.max_countdown_s:.0f}s), or running turns get redelivered"
-        )
 
 
 def create_app(settings: Settings) -> Celery:

@@ -12,14 +12,20 @@ import uuid
 from shared import runtime
 from shared.reconcile import reconcile, sweep_parked
 from shared.runtime import Services
+from worker.batcher import Batcher
 
 log = logging.getLogger("editqueue.sweeper")
 SWEEP_LEASE = "sweep"
 LAST_FULL_LEASE = "reconcile-recent"
 
 
-def sweep_once(services: Services, owner: str, now: float) -> tuple[int, int]:
-    """One sweep if this process wins the lease: (parked turns enqueued, turns reconciled)."""
+def sweep_once(
+    services: Services, owner: str, now: float, batcher: Batcher | None = None
+) -> tuple[int, int]:
+    """One sweep if this process wins the lease: (parked turns enqueued, turns reconciled).
+
+    With a batcher, the sweep also follows and sends batch waves (under the batcher's own lease).
+    """
     settings = services.settings
     coord = services.coord
     if not coord.acquire_lease(SWEEP_LEASE, owner, settings.sweep_interval_s * 3):
@@ -33,9 +39,12 @@ def sweep_once(services: Services, owner: str, now: float) -> tuple[int, int]:
         due_full = coord.acquire_lease(LAST_FULL_LEASE, marker, settings.reconcile_interval_s)
         if not coord.has_epoch() or due_full:
             reconciled = reconcile(services, now)
-        return (sweep_parked(services, now), reconciled)
+        parked = sweep_parked(services, now)
     finally:
         coord.release_lease(SWEEP_LEASE, owner)
+    if batcher is not None:
+        batcher.run_once(now)
+    return (parked, reconciled)
 
 
 class Sweeper(threading.Thread):
@@ -50,9 +59,10 @@ class Sweeper(threading.Thread):
     def run(self) -> None:
         services = runtime.current()
         interval = self.interval_s or services.settings.sweep_interval_s
+        batcher = Batcher(services, services.batch_api) if services.batch_api else None
         while not self.stopping.wait(interval):
             try:
-                parked, reconciled = sweep_once(services, self.owner, time.time())
+                parked, reconciled = sweep_once(services, self.owner, time.time(), batcher)
                 if parked or reconciled:
                     log.info("sweep: %d parked turn(s) due, %d reconciled", parked, reconciled)
             except Exception:  # the sweep must outlive a Redis or S3 outage

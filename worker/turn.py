@@ -86,7 +86,7 @@ class TurnRunner:
         """Steps 1-3: skip what is done or not ready, then run under the turn's lease."""
         repo = self.services.repo
         if repo.is_committed(sid, index):
-            self._after_commit(sid, index, redelivered=True)
+            self.after_commit(sid, index, redelivered=True)
             return Outcome.ALREADY_DONE
         if repo.is_cancelled(sid):
             self.services.coord.clear_live(sid, index)
@@ -115,7 +115,7 @@ class TurnRunner:
         snap = self.services.repo.snapshot(sid, through=index)
         request = snap.requests.get(index)
         if index in snap.results:
-            self._after_commit(sid, index, snap.results[index], redelivered=True)
+            self.after_commit(sid, index, snap.results[index], redelivered=True)
             return Outcome.ALREADY_DONE
         if request is None:
             return Outcome.NO_REQUEST
@@ -139,7 +139,7 @@ class TurnRunner:
             return self._after_transient(snap, effects, attempt, exc)
         except PermanentError as exc:
             return self._fail(effects, attempt, exc, request.revision)
-        return self._commit(snap, index, attempt, response, chosen, hold)
+        return self.commit(snap, index, attempt, response, chosen, hold)
 
     def _call(
         self, snap: SessionSnapshot, index: int
@@ -187,7 +187,7 @@ class TurnRunner:
         finally:
             gate.release(self.owner)
 
-    def _commit(
+    def commit(
         self,
         snap: SessionSnapshot,
         index: int,
@@ -221,10 +221,10 @@ class TurnRunner:
             self.services.repo.unpark(sid, index)
         log.info("turn %s/%d %s (attempt %d)", sid, index, "committed" if won else "dup", attempt)
         failpoint(self.services.settings, "after_commit")
-        self._after_commit(sid, index, winner, tier=snap.record.tier)
+        self.after_commit(sid, index, winner, tier=snap.record.tier)
         return Outcome.COMMITTED if won else Outcome.DUPLICATE
 
-    def _after_commit(
+    def after_commit(
         self,
         sid: str,
         index: int,

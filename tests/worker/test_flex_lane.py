@@ -13,7 +13,7 @@ from shared.config import load_settings
 from shared.errors import ServerError, Timeout
 from shared.models import SessionRecord, Tier, TurnRequest
 from tests.worker.conftest import NOW, World, answer, jpeg, make_world
-from worker.app import check_timeouts
+from worker.timeouts import check_timeouts
 from worker.turn import Outcome, TurnRunner
 
 
