@@ -18,21 +18,24 @@ from producer.batch_status import (
     CSV_COLUMNS,
     BatchStatus,
     SessionSummary,
+    WaveSummary,
     batch_status,
     commit_times,
     csv_row,
     missing_summary,
     session_summary,
+    wave_summaries,
 )
 from producer.manifest import check_budget, checked_batch_id
 from producer.parallel import parallel_map
 from producer.read_cache import ImmutableReadCache
 from producer.report import write_report
 from shared.errors import UnknownSession
-from shared.models import BatchRecord, SessionStatus
+from shared.models import BatchRecord, SessionStatus, Tier
 from shared.runtime import Services
 from shared.sessions import SessionRepository, SessionSnapshot
 from shared.status import build_status
+from shared.waves import WaveRepository
 
 SUMMARY_CSV = "summary.csv"
 BATCH_JSON = "batch.json"
@@ -75,16 +78,23 @@ def read_sessions(
     return parallel_map(read, record.session_ids, desc=desc)
 
 
-def summarize(record: BatchRecord, reads: list[SessionRead], now: datetime) -> BatchStatus:
-    """The batch status document from the sessions read."""
+def summarize(
+    record: BatchRecord, reads: list[SessionRead], now: datetime, services: Services | None = None
+) -> BatchStatus:
+    """The batch status document from the sessions read (and the store's waves, if any)."""
     commits = [at for read in reads if read.snap is not None for at in commit_times(read.snap)]
-    return batch_status(record, [read.summary() for read in reads], commits, now)
+    waves: list[WaveSummary] = []
+    if services is not None and any(
+        read.snap is not None and read.snap.record.tier is Tier.BATCH for read in reads
+    ):
+        waves = wave_summaries(record, WaveRepository(services.repo.store).all_waves())
+    return batch_status(record, [read.summary() for read in reads], commits, now, waves)
 
 
 def status(services: Services, batch_id: str) -> BatchStatus:
     """Where the batch is now: sessions by state, turns, rate, spend against budget, ETA."""
     record = manifest(services, batch_id)
-    return summarize(record, read_sessions(services, record), datetime.now(UTC))
+    return summarize(record, read_sessions(services, record), datetime.now(UTC), services)
 
 
 def for_polling(services: Services) -> Services:
@@ -126,7 +136,7 @@ def export(
             write_report(read.status, read.snap, services.blobs.read, out_dir / read.session_id)
 
     parallel_map(write, reads, threads=EXPORT_THREADS, desc="exporting" if show_progress else None)
-    doc = summarize(record, reads, datetime.now(UTC))
+    doc = summarize(record, reads, datetime.now(UTC), services)
     write_summary_csv(doc.sessions, out_dir / SUMMARY_CSV)
     (out_dir / BATCH_JSON).write_text(doc.model_dump_json(indent=2) + "\n")
     return doc

@@ -8,13 +8,14 @@ RATE_WINDOW_S, or since the batch was created if that is shorter) drives the ETA
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.models import BatchRecord, SessionState, SessionStatus, TurnState, TurnStatus
 from shared.sessions import SessionSnapshot
+from shared.waves import WaveRecord
 
 RATE_WINDOW_S = 300.0
 MISSING = "missing"  # in the manifest but not in the store (a submit that failed half-way)
@@ -52,6 +53,22 @@ class SessionSummary(BaseModel):
     waiting: list[str] = Field(default_factory=list)  # why uncommitted turns wait
 
 
+class WaveSummary(BaseModel):
+    """One Batch API job that carried turns of this batch."""
+
+    model_config = ConfigDict(frozen=True)
+
+    wave_id: str
+    job: str | None  # batches/{id}
+    state: str  # preparing, sent, done
+    job_state: str | None  # BATCH_STATE_* as last seen
+    input: str  # inline or file
+    lines: int  # turns of this batch in the wave
+    outcomes: dict[str, int] = Field(default_factory=dict)  # committed, retry, failed, ...
+    sent_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
 class BatchStatus(BaseModel):
     """The document `editqueue status --batch ID --json` prints."""
 
@@ -74,6 +91,7 @@ class BatchStatus(BaseModel):
     drift_turns: int
     finished: bool
     sessions: list[SessionSummary]
+    waves: list[WaveSummary] = Field(default_factory=list)  # batch-tier sessions' waves
 
 
 def session_summary(snap: SessionSnapshot, status: SessionStatus) -> SessionSummary:
@@ -152,11 +170,35 @@ def _rounded(value: float | None, digits: int = 2) -> float | None:
     return None if value is None else round(value, digits)
 
 
+def wave_summaries(record: BatchRecord, waves: Iterable[WaveRecord]) -> list[WaveSummary]:
+    """The waves that carried turns of this batch, oldest first."""
+    members = set(record.session_ids)
+    found = []
+    for wave in sorted(waves, key=lambda w: w.created_at):
+        lines = [line for line in wave.lines if line.session_id in members]
+        if lines:
+            found.append(
+                WaveSummary(
+                    wave_id=wave.wave_id,
+                    job=wave.job_name,
+                    state=wave.state,
+                    job_state=wave.job_state,
+                    input=wave.input,
+                    lines=len(lines),
+                    outcomes=dict(Counter(line.outcome for line in lines if line.outcome)),
+                    sent_at=wave.sent_at,
+                    finished_at=wave.finished_at,
+                )
+            )
+    return found
+
+
 def batch_status(
     record: BatchRecord,
     sessions: Sequence[SessionSummary],
     commits: Sequence[datetime],
     now: datetime,
+    waves: Sequence[WaveSummary] = (),
 ) -> BatchStatus:
     """The batch document from every session's summary and every commit time."""
     turns_left = sum(s.turns_left for s in sessions)
@@ -180,6 +222,7 @@ def batch_status(
         drift_turns=sum(len(s.drift_turns) for s in sessions),
         finished=all(s.state in TERMINAL or s.state == MISSING for s in sessions),
         sessions=list(sessions),
+        waves=list(waves),
     )
 
 

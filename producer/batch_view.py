@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from producer.batch_status import RATE_WINDOW_S, BatchStatus
+from datetime import datetime
+
+from producer.batch_status import RATE_WINDOW_S, BatchStatus, WaveSummary
 
 SECONDS_PER_HOUR = 3600
 SECONDS_PER_MINUTE = 60
@@ -31,6 +33,21 @@ def _spend(doc: BatchStatus) -> str:
     return f"${doc.spend_usd:.2f} of ${doc.budget_usd:.2f} budget{share}"
 
 
+def _clock(at: datetime | None) -> str:
+    return "-" if at is None else f"{at:%H:%M:%S}"
+
+
+def wave_line(wave: WaveSummary) -> str:
+    """One batch wave: its job, state, lines and times."""
+    state = (wave.job_state or wave.state).removeprefix("BATCH_STATE_")
+    outcomes = ", ".join(f"{name} {n}" for name, n in sorted(wave.outcomes.items()))
+    return (
+        f"wave     {wave.job or wave.wave_id}  {state}  {wave.lines} lines ({wave.input})  "
+        f"sent {_clock(wave.sent_at)}  finished {_clock(wave.finished_at)}"
+        + (f"  [{outcomes}]" if outcomes else "")
+    )
+
+
 def batch_view(doc: BatchStatus) -> str:
     """The batch in a few lines: sessions, turns and rate, spend, ETA, waits and drift."""
     states = ", ".join(f"{state} {n}" for state, n in doc.sessions_by_state.items())
@@ -47,6 +64,8 @@ def batch_view(doc: BatchStatus) -> str:
     if doc.waiting:
         reasons = ", ".join(f"{reason} {n}" for reason, n in sorted(doc.waiting.items()))
         lines.append(f"waiting  {reasons}")
+    for wave in doc.waves:
+        lines.append(wave_line(wave))
     if doc.drift_turns:
         lines.append(f"drift    {doc.drift_turns} turn(s) flagged (see summary.csv after export)")
     return "\n".join(lines)
