@@ -79,7 +79,7 @@ def prepare(services: Services, sid: str, index: int, attempt: int) -> Prepared 
     )
     try:
         tokens = estimate_tokens(profile, record, snap.requests, index)
-        check_fits(profile, tokens, body.content_length, index)
+        check_fits(profile, tokens, body.content_length, index, sid)
     except PermanentError as exc:
         services.coord.drop_batch_due(sid, index)
         effects.fail(attempt, exc, request.revision)
