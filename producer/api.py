@@ -23,6 +23,7 @@ from producer.checks import (
     validate_spec,
 )
 from producer.guards import check_cancel, check_fork, refuse_if_cancelled, retry_target
+from producer.limits import Limits, prompt_problem
 from producer.manifest import check_budget, create_manifest
 from producer.parallel import parallel_map
 from producer.report import write_report
@@ -30,7 +31,7 @@ from producer.specs import LoadedSpec
 from producer.tiers import check_tiers
 from shared.catalog import profile_for
 from shared.dispatch import dispatch
-from shared.errors import EditQueueError, InvalidSpec, StorageUnavailable
+from shared.errors import EditQueueError, InvalidSpec, SessionExists, StorageUnavailable
 from shared.events import EventKind, make_event
 from shared.images import sniff_mime
 from shared.models import (
@@ -42,11 +43,13 @@ from shared.models import (
     Tier,
     TurnRequest,
     TurnSpec,
-    validate_session_id,
+    public_session_id,
+    scoped_session_id,
+    validate_stored_id,
 )
 from shared.reconcile import reconcile as reconcile_store
 from shared.runtime import Services
-from shared.sessions import SessionRepository, session_key
+from shared.sessions import SessionRepository, session_key, turn_key
 from shared.status import build_status
 
 
@@ -61,14 +64,30 @@ def _now() -> datetime:
 
 def _checked_id(sid: str) -> str:
     try:
-        return validate_session_id(sid)
+        return validate_stored_id(sid)
     except ValueError as exc:
         raise InvalidSpec(str(exc)) from None
 
 
+def _taken(sid: str) -> SessionExists:
+    shown = public_session_id(sid)
+    return SessionExists(f"session id {shown} already exists; pick another id or omit it")
+
+
 def _require_free(repo: SessionRepository, sid: str) -> None:
     if repo.store.exists(session_key(sid)):
-        raise InvalidSpec(f"session id {sid} already exists; pick another id or omit it")
+        raise _taken(sid)
+
+
+def limits_of(services: Services) -> Limits:
+    """The limits of this process's settings."""
+    return Limits.from_settings(services.settings)
+
+
+def default_budget(services: Services, tenant: str | None) -> float | None:
+    """The budget of a session that names none: its tenant's, else the fleet's (or None)."""
+    settings = services.settings
+    return settings.tenant_budgets_usd.get(tenant or "", settings.default_budget_usd)
 
 
 def submit_session(
@@ -96,14 +115,18 @@ def submit_many(
     budget_usd: float | None = None,
     show_progress: bool = False,
     tier: Tier | None = None,
+    scope_ids: bool = True,
 ) -> list[str]:
     """Validate every session, write them all (in parallel), then enqueue each; ids in order.
 
     With `batch_id`, the batch manifest (every session id and `budget_usd`) is the first write.
-    `tier` is the tier of sessions whose spec names none (standard when both are unset).
+    With `tenant`, client-chosen ids are stored as `tenant.id` (another tenant's id is no
+    collision) unless `scope_ids` is False (the CLI: its ids are the operator's own); ids
+    returned are the stored ones. `tier` is the tier of sessions whose spec names none
+    (standard when both are unset).
     """
     tiers = [item.spec.tier or tier or Tier.STANDARD for item in items]
-    sids = _new_session_ids(services, items)
+    sids = _new_session_ids(services, items, tenant if scope_ids else None)
     check_tiers(services.settings, items, tiers)
     if batch_id is not None:
         create_manifest(services.repo, batch_id, sids, budget_usd, _now())
@@ -119,16 +142,20 @@ def submit_many(
     return sids
 
 
-def _new_session_ids(services: Services, items: Sequence[LoadedSpec]) -> list[str]:
+def _new_session_ids(
+    services: Services, items: Sequence[LoadedSpec], tenant: str | None
+) -> list[str]:
     """Validate each spec and pick its id; client ids must be unique and not yet in the store."""
     sids: list[str] = []
+    limits = limits_of(services)
     for item in items:
-        validate_spec(item.spec, item.base_dir, services.settings.model)
-        sids.append(item.spec.session_id or generate_session_id())
-    given = [item.spec.session_id for item in items if item.spec.session_id]
+        validate_spec(item.spec, item.base_dir, services.settings.model, limits)
+        given_id = item.spec.session_id
+        sids.append(scoped_session_id(tenant, given_id) if given_id else generate_session_id())
+    given = [sid for sid, item in zip(sids, items, strict=True) if item.spec.session_id]
     if len(set(given)) < len(given):
         twice = next(sid for sid in given if given.count(sid) > 1)
-        raise InvalidSpec(f"session id {twice} appears twice in this submission")
+        raise InvalidSpec(f"session id {public_session_id(twice)} appears twice in this submission")
     parallel_map(lambda sid: _require_free(services.repo, sid), given)
     return sids
 
@@ -141,7 +168,11 @@ def _write_session(
     owner: dict[str, str | None] | None = None,
     tier: Tier = Tier.STANDARD,
 ) -> None:
+    """All or nothing: the requests first, `session.json` last (a session exists only once it is
+    there, so a failure midway leaves nothing visible), and what this call wrote is removed when
+    any write fails. Turn 1's create-if-absent is the id's claim, as `session.json`'s was."""
     spec = item.spec
+    owner = owner or {}
     images = [_upload_images(services, turn, item.base_dir) for turn in spec.turns]
     record = SessionRecord(
         session_id=sid,
@@ -150,16 +181,28 @@ def _write_session(
         image_size=spec.image_size,
         history=spec.history,
         metadata=spec.metadata,
-        budget_usd=spec.budget_usd,
+        budget_usd=_budget(services, spec.budget_usd, owner.get("tenant")),
         batch_id=batch_id,
         tier=tier,
         created_at=_now(),
-        **(owner or {}),  # the HTTP API's tenant and webhook_url
+        **owner,  # the HTTP API's tenant and webhook_url
     )
-    if not services.repo.create_session(record):
-        raise InvalidSpec(f"session id {sid} already exists; pick another id or omit it")
-    for index, (turn, refs) in enumerate(zip(spec.turns, images, strict=True), start=1):
-        services.repo.add_request(sid, _request(index, turn, refs))
+    written: list[int] = []
+    try:
+        for index, (turn, refs) in enumerate(zip(spec.turns, images, strict=True), start=1):
+            if not services.repo.add_request(sid, _request(index, turn, refs)):
+                raise _taken(sid)
+            written.append(index)
+        if not services.repo.create_session(record):
+            raise _taken(sid)
+    except BaseException:
+        for index in written:
+            services.repo.store.delete(turn_key(sid, index, "request.json"))
+        raise
+
+
+def _budget(services: Services, given: float | None, tenant: str | None) -> float | None:
+    return given if given is not None else default_budget(services, tenant)
 
 
 def enqueue(services: Services, sid: str, index: int, tier: Tier = Tier.STANDARD) -> None:
@@ -185,10 +228,14 @@ def _request(index: int, turn: TurnSpec, images: list[BlobRef]) -> TurnRequest:
     )
 
 
-def _upload_images(services: Services, turn: TurnSpec, base_dir: Path) -> list[BlobRef]:
+def _upload_images(
+    services: Services, turn: TurnSpec, base_dir: Path, limits: Limits | None = None
+) -> list[BlobRef]:
     refs = []
     for name in turn.images:
-        data = read_reference_image(resolve_image(base_dir, name), name)
+        data = read_reference_image(
+            resolve_image(base_dir, name), name, limits or limits_of(services)
+        )
         sha = services.blobs.put(data)
         mime = sniff_mime(data) or "application/octet-stream"  # read_reference_image sniffed it
         refs.append(BlobRef(sha256=sha, size_bytes=len(data), mime_type=mime))
@@ -200,11 +247,17 @@ def append_turn(services: Services, sid: str, turn: TurnSpec, base_dir: Path) ->
     repo = services.repo
     snap = repo.snapshot(sid)
     refuse_if_cancelled(snap)
-    problems, sizes = turn_problems(turn, profile_for(snap.record.model), base_dir)
+    limits = limits_of(services)
+    if snap.last_index >= limits.max_turns:
+        raise InvalidSpec(
+            f"append to {public_session_id(sid)}: the session has {snap.last_index} turns, "
+            "the limit (EDITQUEUE_MAX_TURNS); fork it to continue"
+        )
+    problems, sizes = turn_problems(turn, profile_for(snap.record.model), base_dir, (), limits)
     problems = problems or append_fit_problems(snap, turn, sizes)
     if problems:
-        raise problems_error(problems, f"append to {sid}")
-    images = _upload_images(services, turn, base_dir)
+        raise problems_error(problems, f"append to {public_session_id(sid)}")
+    images = _upload_images(services, turn, base_dir, limits)
     index = snap.last_index + 1
     while not repo.add_request(sid, _request(index, turn, images)):
         index += 1  # another append took this index first
@@ -232,6 +285,9 @@ def retry_turn(
     request = snap.requests[index]
     if prompt is not None and not prompt.strip():
         raise InvalidSpec("--prompt is empty; write what this turn should change")
+    reason = None if prompt is None else prompt_problem(prompt, limits_of(services))
+    if reason is not None:
+        raise InvalidSpec(f"--prompt {reason}")
     update = {"revision": request.revision + 1, "prompt": prompt or request.prompt}
     services.repo.replace_request(sid, request.model_copy(update=update))
     services.repo.clear_failure(sid, index)
@@ -275,11 +331,11 @@ def fork(
     if budget_usd is not None:
         check_budget(budget_usd, "--budget-usd")
         update["budget_usd"] = budget_usd
-    if not repo.create_session(snap.record.model_copy(update=update)):
-        raise InvalidSpec(f"session id {new_sid} already exists; pick another id or omit it")
-    for index in range(1, at + 1):
+    for index in range(1, at + 1):  # session.json last: the fork exists only when complete
         repo.add_request(new_sid, snap.requests[index])
         repo.commit_result(new_sid, snap.results[index])
+    if not repo.create_session(snap.record.model_copy(update=update)):
+        raise _taken(new_sid)
     services.coord.track_session(new_sid)
     return new_sid
 

@@ -18,6 +18,7 @@ from producer.fit import (
     largest_fitting_keep_last,
 )
 from producer.guards import committed_prefix
+from producer.limits import DEFAULT_LIMITS, Limits, session_limit_problems, turn_limit_problems
 from shared.advice import reanchor
 from shared.catalog import ModelProfile, profile_for
 from shared.errors import InvalidSpec
@@ -25,7 +26,6 @@ from shared.images import require_image
 from shared.models import SessionRecord, SessionSpec, TurnRequest, TurnSpec
 from shared.sessions import SessionSnapshot
 
-MAX_IMAGE_BYTES = 20 * 1024 * 1024
 MEGABYTE = 1024 * 1024
 
 Loc = tuple[str | int, ...]
@@ -62,19 +62,19 @@ def resolve_image(base_dir: Path, name: str) -> Path:
     return (base_dir / name).expanduser()
 
 
-def read_reference_image(path: Path, shown: str) -> bytes:
+def read_reference_image(path: Path, shown: str, limits: Limits = DEFAULT_LIMITS) -> bytes:
     """The bytes of a reference image; InvalidSpec when missing, too large or not an image."""
     if not path.is_file():
         what = "is not a file" if path.exists() else "does not exist"
         raise InvalidSpec(f"{shown} {what} (looked for {path.resolve()}); fix the path")
     size = path.stat().st_size
-    if size > MAX_IMAGE_BYTES:
+    if size > limits.max_image_bytes:
         raise InvalidSpec(
-            f"{shown} is {size / MEGABYTE:.1f} MB, over the {MAX_IMAGE_BYTES // MEGABYTE} MB limit "
-            "for a reference image; downscale or recompress it"
+            f"{shown} is {size / MEGABYTE:.1f} MB, over the {limits.max_image_bytes / MEGABYTE:g} "
+            "MB limit for a reference image (EDITQUEUE_MAX_IMAGE_BYTES); downscale or recompress it"
         )
     data = path.read_bytes()
-    require_image(data, shown)
+    require_image(data, shown, limits.max_image_pixels)
     return data
 
 
@@ -102,14 +102,22 @@ def _support_problems(
 
 
 def turn_problems(
-    turn: TurnSpec, profile: ModelProfile, base_dir: Path, loc: Loc = ()
+    turn: TurnSpec,
+    profile: ModelProfile,
+    base_dir: Path,
+    loc: Loc = (),
+    limits: Limits = DEFAULT_LIMITS,
 ) -> tuple[list[Problem], tuple[int, ...]]:
-    """A turn's model-support and reference-image problems, and its images' sizes in bytes."""
+    """A turn's limit, model-support and reference-image problems, and its images' sizes."""
+    over = [Problem(where, message) for where, message in turn_limit_problems(turn, limits, loc)]
+    if over:
+        return over, ()
     problems = _support_problems(profile, loc, turn.aspect_ratio, turn.image_size)
     sizes: list[int] = []
     for j, name in enumerate(turn.images):
         try:
-            sizes.append(len(read_reference_image(resolve_image(base_dir, name), name)))
+            image = read_reference_image(resolve_image(base_dir, name), name, limits)
+            sizes.append(len(image))
         except InvalidSpec as exc:
             problems.append(Problem((*loc, "images", j), exc.message))
     return problems, tuple(sizes)
@@ -199,13 +207,21 @@ def _reanchor_advice(snap: SessionSnapshot, profile: ModelProfile, loads: list[T
     return todo
 
 
-def spec_problems(spec: SessionSpec, base_dir: Path, default_model: str) -> list[Problem]:
-    """Everything wrong with a well-typed session spec (empty when it can be submitted)."""
+def spec_problems(
+    spec: SessionSpec, base_dir: Path, default_model: str, limits: Limits = DEFAULT_LIMITS
+) -> list[Problem]:
+    """Everything wrong with a well-typed session spec (empty when it can be submitted).
+
+    The limits come first: a spec past them is refused before any image is read or decoded.
+    """
+    over = session_limit_problems(spec, limits)
+    if over:
+        return [Problem(where, message) for where, message in over]
     profile = profile_for(spec.model or default_model)
     problems = _support_problems(profile, (), spec.aspect_ratio, spec.image_size)
     image_bytes = []
     for i, turn in enumerate(spec.turns):
-        found, sizes = turn_problems(turn, profile, base_dir, ("turns", i))
+        found, sizes = turn_problems(turn, profile, base_dir, ("turns", i), limits)
         problems += found
         image_bytes.append(sizes)
     if problems:
@@ -213,8 +229,10 @@ def spec_problems(spec: SessionSpec, base_dir: Path, default_model: str) -> list
     return fit_problems(spec, profile, _loads(spec, image_bytes))
 
 
-def validate_spec(spec: SessionSpec, base_dir: Path, default_model: str) -> None:
+def validate_spec(
+    spec: SessionSpec, base_dir: Path, default_model: str, limits: Limits = DEFAULT_LIMITS
+) -> None:
     """Raise InvalidSpec naming every problem of a spec built in Python (no file, no lines)."""
-    problems = spec_problems(spec, base_dir, default_model)
+    problems = spec_problems(spec, base_dir, default_model, limits)
     if problems:
         raise problems_error(problems, spec.session_id or "session")

@@ -32,7 +32,7 @@ from shared.models import (
     SessionStatus,
     Tier,
     TurnSpec,
-    validate_session_id,
+    validate_stored_id,
 )
 from shared.webhooks import QUEUE_WEBHOOKS
 
@@ -79,7 +79,7 @@ pass_state = click.make_pass_decorator(CliState, ensure=True)
 
 def _session_arg(sid: str) -> str:
     try:
-        return validate_session_id(sid)
+        return validate_stored_id(sid)
     except ValueError as exc:
         raise InvalidSpec(str(exc)) from None
 
@@ -140,7 +140,7 @@ def submit(
     if batch_id is not None:
         checked_batch_id(batch_id)
     services = state.get_services()
-    items = load_specs(spec, default_model=services.settings.model)
+    items = load_specs(spec, default_model=services.settings.model, limits=api.limits_of(services))
     if batch_id is None and (len(items) > 1 or budget_usd is not None):
         batch_id = generate_batch_id()
     sids = api.submit_many(
@@ -150,6 +150,8 @@ def submit(
         budget_usd=budget_usd,
         show_progress=len(items) > 1,
         tier=Tier(tier) if tier else None,
+        tenant=services.settings.cli_tenant,  # EDITQUEUE_CLI_TENANT; ids stay as written
+        scope_ids=False,
     )
     if batch_id is not None:
         click.echo(f"batch {batch_id}: {len(sids)} session(s)", err=True)

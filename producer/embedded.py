@@ -19,6 +19,7 @@ from celery.contrib.testing.worker import start_worker
 from pydantic import SecretStr
 
 from producer import api
+from producer.limits import Limits
 from producer.progress import WaitResult, wait_for
 from producer.specs import LoadedSpec, load_specs
 from shared import runtime
@@ -148,5 +149,5 @@ def run_file(
     base: Settings, spec_path: Path, out_dir: Path, *, show_progress: bool = True
 ) -> RunResult:
     """`editqueue run SPEC --out DIR`: load (validating everything first), then run."""
-    items = load_specs(spec_path, default_model=base.model)
+    items = load_specs(spec_path, default_model=base.model, limits=Limits.from_settings(base))
     return run_specs(base, items, out_dir, show_progress=show_progress)

@@ -89,32 +89,90 @@ def _model_bytes(load: TurnLoad) -> int:
     return raw * BASE64_NUMERATOR // BASE64_DENOMINATOR
 
 
+def _replayed_cost(profile: ModelProfile, load: TurnLoad) -> tuple[int, int]:
+    """(tokens, bytes) a turn adds to every later call that replays it."""
+    return (
+        _user_tokens(load) + _model_image_tokens(profile, load.image_size),
+        _user_bytes(load) + _model_bytes(load),
+    )
+
+
+def _own_cost(profile: ModelProfile, load: TurnLoad) -> tuple[int, int]:
+    """(tokens, bytes) of a call's own turn: its user parts and the image it will return."""
+    return _user_tokens(load) + _model_image_tokens(profile, load.image_size), _user_bytes(load)
+
+
 def estimate_call(
     profile: ModelProfile, loads: Sequence[TurnLoad], policy: HistoryPolicy, index: int
 ) -> CallEstimate:
     """Tokens (history + this turn + its output image) and inline bytes of the call for `index`."""
-    current = loads[index - 1]
-    tokens = _user_tokens(current) + _model_image_tokens(profile, current.image_size)
-    size = _user_bytes(current)
+    tokens, size = _own_cost(profile, loads[index - 1])
     for earlier in replayed_turns(policy, index):
-        load = loads[earlier - 1]
-        tokens += _user_tokens(load) + _model_image_tokens(profile, load.image_size)
-        size += _user_bytes(load) + _model_bytes(load)
+        more_tokens, more_bytes = _replayed_cost(profile, loads[earlier - 1])
+        tokens, size = tokens + more_tokens, size + more_bytes
     return CallEstimate(index=index, tokens=tokens, request_bytes=size)
+
+
+class _Prefix:
+    """Prefix sums of the replayed costs, so each call's estimate takes O(1): linear in all."""
+
+    def __init__(self, profile: ModelProfile, loads: Sequence[TurnLoad]) -> None:
+        self.tokens, self.bytes = [0], [0]
+        self.own: list[tuple[int, int]] = []
+        costs: dict[TurnLoad, tuple[tuple[int, int], tuple[int, int]]] = {}  # repeated turns
+        for load in loads:
+            if load not in costs:
+                costs[load] = (_replayed_cost(profile, load), _own_cost(profile, load))
+            (tokens, size), own = costs[load]
+            self.tokens.append(self.tokens[-1] + tokens)
+            self.bytes.append(self.bytes[-1] + size)
+            self.own.append(own)
+
+    def _span(self, first: int, last: int) -> tuple[int, int]:
+        """Replayed cost of turns first..last (1-based, inclusive; empty when first > last)."""
+        if first > last:
+            return 0, 0
+        return (
+            self.tokens[last] - self.tokens[first - 1],
+            self.bytes[last] - self.bytes[first - 1],
+        )
+
+    def call(self, index: int, keep_last: int | None) -> CallEstimate:
+        """The call for `index` replaying everything (None) or turn 1 plus the last keep_last."""
+        tokens, size = self.own[index - 1]
+        earlier = index - 1
+        if keep_last is None or earlier <= keep_last + 1:
+            spans = [self._span(1, earlier)]
+        else:
+            spans = [self._span(1, 1), self._span(index - keep_last, earlier)]
+        for more_tokens, more_bytes in spans:
+            tokens, size = tokens + more_tokens, size + more_bytes
+        return CallEstimate(index=index, tokens=tokens, request_bytes=size)
 
 
 def estimate_session_fit(
     profile: ModelProfile, loads: Sequence[TurnLoad], policy: HistoryPolicy
 ) -> SessionFit:
-    """The estimate for every call of a scripted session under its history policy."""
-    calls = tuple(estimate_call(profile, loads, policy, n) for n in range(1, len(loads) + 1))
+    """The estimate for every call of a scripted session under its history policy (O(turns))."""
+    prefix = _Prefix(profile, loads)
+    keep = None if policy.is_full else policy.keep_last
+    calls = tuple(prefix.call(n, keep) for n in range(1, len(loads) + 1))
     return SessionFit(calls=calls, context_tokens=profile.context_tokens)
 
 
 def largest_fitting_keep_last(profile: ModelProfile, loads: Sequence[TurnLoad]) -> int | None:
-    """The largest `keep_last` for which `{anchor: first, keep_last: k}` fits, or None."""
-    for keep_last in range(max(len(loads) - 2, 1), 0, -1):
-        policy = HistoryPolicy(anchor="first", keep_last=keep_last)
-        if estimate_session_fit(profile, loads, policy).fits:
-            return keep_last
-    return None
+    """The largest `keep_last` for which `{anchor: first, keep_last: k}` fits, or None.
+
+    A call replays a superset of turns when keep_last grows, so "call n fits" is monotone in k:
+    the answer is the smallest over calls of each call's largest fitting k. One pointer that only
+    moves down finds it in O(turns) checks (each O(1) with prefix sums), not one pass per k.
+    """
+    prefix = _Prefix(profile, loads)
+    fit = SessionFit(calls=(), context_tokens=profile.context_tokens)
+    keep = max(len(loads) - 2, 1)
+    for index in range(1, len(loads) + 1):
+        while fit.overflows(prefix.call(index, keep)):
+            if keep == 1:
+                return None
+            keep -= 1
+    return keep

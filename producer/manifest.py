@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -28,7 +29,9 @@ def checked_batch_id(batch_id: str) -> str:
 
 
 def check_budget(budget_usd: float | None, option: str = "--budget-usd") -> None:
-    """Refuse a negative budget (a zero budget holds every turn back)."""
+    """Refuse a negative or non-finite budget (a zero budget holds every turn back)."""
+    if budget_usd is not None and not math.isfinite(budget_usd):
+        raise InvalidSpec(f"{option} {budget_usd:g} is not an amount; give USD, e.g. 25")
     if budget_usd is not None and budget_usd < 0:
         raise InvalidSpec(f"{option} {budget_usd:g} is negative; give an amount in USD, e.g. 25")
 

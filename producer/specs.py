@@ -20,6 +20,7 @@ from pydantic_core import ErrorDetails
 
 from producer.checks import Loc, Problem, format_loc, spec_problems
 from producer.fit import estimate_session_fit
+from producer.limits import DEFAULT_LIMITS, Limits, text_problems, turn_count_problem
 from shared.catalog import DEFAULT_MODEL
 from shared.errors import InvalidSpec
 from shared.models import SessionSpec
@@ -37,6 +38,7 @@ JSONL_SUFFIXES = (".jsonl", ".ndjson")
 # YAML 1.1 reads `16:9` as the base-60 integer 969 and `512` as an int: keep what was written.
 RAW_SCALAR_FIELDS = ("aspect_ratio", "image_size")
 MAX_REPORTED = 12
+TOO_DEEP = "nested too deeply to be a session spec; a spec is a few levels deep"
 Locate = Callable[[Loc], int]
 
 
@@ -63,26 +65,32 @@ class _SpecError(Exception):
         self.line, self.message = line, message
 
 
-def load_specs(path: Path, *, default_model: str = DEFAULT_MODEL) -> list[LoadedSpec]:
+def load_specs(
+    path: Path, *, default_model: str = DEFAULT_MODEL, limits: Limits = DEFAULT_LIMITS
+) -> list[LoadedSpec]:
     """Every session in a spec file, fully validated; InvalidSpec naming file:line:field."""
     try:
         raw = path.read_bytes()
     except OSError as exc:
         raise InvalidSpec(f"{path}: cannot read the spec ({exc.strerror}); check the path") from exc
-    return parse_specs(raw, path, default_model=default_model)
+    return parse_specs(raw, path, default_model=default_model, limits=limits)
 
 
-def parse_specs(raw: bytes, path: Path, *, default_model: str = DEFAULT_MODEL) -> list[LoadedSpec]:
+def parse_specs(
+    raw: bytes, path: Path, *, default_model: str = DEFAULT_MODEL, limits: Limits = DEFAULT_LIMITS
+) -> list[LoadedSpec]:
     """Parse and validate spec bytes as if read from `path` (its suffix picks the format)."""
     try:
         docs = _documents(_decode(raw), path)
     except _SpecError as exc:
         raise InvalidSpec(f"{path}:{exc.line}: {exc.message}") from None
+    except RecursionError:
+        raise InvalidSpec(f"{path}:1: {TOO_DEEP}") from None
     loaded: list[LoadedSpec] = []
     problems: list[tuple[int, Problem]] = []
     seen: dict[str, str] = {}
     for doc in docs:
-        spec, found = _validate(doc, path.parent, default_model)
+        spec, found = _validate(doc, path.parent, default_model, limits)
         source = f"{path}:{doc.line}"
         if spec is not None and spec.session_id is not None:
             found += _duplicate_id(spec.session_id, source, seen)
@@ -95,10 +103,10 @@ def parse_specs(raw: bytes, path: Path, *, default_model: str = DEFAULT_MODEL) -
 
 
 def validate_data(
-    data: Any, base_dir: Path, default_model: str = DEFAULT_MODEL
+    data: Any, base_dir: Path, default_model: str = DEFAULT_MODEL, limits: Limits = DEFAULT_LIMITS
 ) -> tuple[SessionSpec | None, list[Problem]]:
     """One session from already-parsed data (an HTTP body): the spec, or its problems by field."""
-    return _validate(_Document(data, (), _fixed_line(1), 1), base_dir, default_model)
+    return _validate(_Document(data, (), _fixed_line(1), 1), base_dir, default_model, limits)
 
 
 def error_problem(error: ErrorDetails) -> Problem:
@@ -164,6 +172,8 @@ def _jsonl_documents(text: str) -> list[_Document]:
             data = json.loads(line)
         except json.JSONDecodeError as exc:
             raise _SpecError(number, f"JSON syntax error: {exc.msg} (column {exc.colno})") from None
+        except RecursionError:
+            raise _SpecError(number, TOO_DEEP) from None
         docs.append(_Document(data, (), _fixed_line(number), number))
     if not docs:
         raise _SpecError(1, "the file has no sessions; write one JSON session per line")
@@ -187,6 +197,8 @@ def _load_yaml(text: str) -> tuple[Any, yaml.Node | None]:
         raise _SpecError(line, f"YAML syntax error: {exc.problem or exc.context}") from None
     except yaml.YAMLError as exc:
         raise _SpecError(1, f"YAML error: {exc}") from None
+    except RecursionError:
+        raise _SpecError(1, TOO_DEEP) from None
     if data is None:
         raise _SpecError(1, "the file holds no session (only comments?); write turns: [...]")
     _keep_raw_scalars(data, root)
@@ -198,9 +210,11 @@ def _load_json(text: str) -> tuple[Any, yaml.Node | None]:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise _SpecError(exc.lineno, f"JSON syntax error: {exc.msg} (column {exc.colno})") from None
+    except RecursionError:
+        raise _SpecError(1, TOO_DEEP) from None
     try:  # JSON is (nearly) YAML, so composing it maps field paths to lines
         root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError:
+    except (yaml.YAMLError, RecursionError):
         root = None
     return data, root
 
@@ -251,16 +265,25 @@ def _child(node: yaml.Node, part: str | int) -> tuple[yaml.Node, int] | None:
 
 
 def _validate(
-    doc: _Document, base_dir: Path, default_model: str
+    doc: _Document, base_dir: Path, default_model: str, limits: Limits
 ) -> tuple[SessionSpec | None, list[Problem]]:
     if not isinstance(doc.data, dict):
-        kind = type(doc.data).__name__
+        kind = "null" if doc.data is None else type(doc.data).__name__
         return None, [Problem((), f"expected a session (a mapping with turns:), got a {kind}")]
+    turns = doc.data.get("turns")
+    too_many = turn_count_problem(len(turns), limits) if isinstance(turns, list) else None
+    if too_many is not None:
+        return None, [Problem(*too_many)]
     try:
         spec = SessionSpec.model_validate(_normalised(doc.data))
     except ValidationError as exc:
         return None, [_problem(error) for error in exc.errors()]
-    problems = spec_problems(spec, base_dir, default_model)
+    except RecursionError:
+        return None, [Problem((), TOO_DEEP)]
+    unstorable = text_problems(doc.data)
+    if unstorable:
+        return None, [Problem(loc, message) for loc, message in unstorable]
+    problems = spec_problems(spec, base_dir, default_model, limits)
     return (None if problems else spec), problems
 
 

@@ -1,12 +1,31 @@
-"""What the CLI prints for people: a session's turns and a table of sessions (plain text)."""
+"""What the CLI prints for people: a session's turns and a table of sessions (plain text).
+
+Prompts, error messages and model ids are tenants' text: control and format characters (escape
+sequences, OSC, BEL, NUL, bidi overrides) are printed escaped, never sent raw to a terminal.
+"""
 
 from __future__ import annotations
+
+import unicodedata
 
 from producer.progress import turns_finished
 from producer.report import TIMES, short_prompt
 from shared.models import SessionStatus, TurnStatus
 
 PROMPT_CHARS = 60
+
+
+def printable(text: str) -> str:
+    """`text` with control and format characters shown as escapes (`\\x1b`, `\\u202e`)."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else _escape(ch) for ch in text)
+
+
+def _escape(ch: str) -> str:
+    if unicodedata.category(ch)[0] not in "CZ":  # e.g. a combining mark: harmless
+        return ch
+    return ch.encode("unicode_escape").decode("ascii")
 
 
 def _money(value: float) -> str:
@@ -17,16 +36,16 @@ def turn_line(turn: TurnStatus) -> str:
     """One turn: index, state, pixel size, latency, cost, the start of the prompt, any error."""
     size = f"{turn.image.width}{TIMES}{turn.image.height}" if turn.image else "-"
     latency = f"{turn.latency_s:.1f}s" if turn.latency_s is not None else "-"
-    prompt = short_prompt(turn.prompt, PROMPT_CHARS)
+    prompt = printable(short_prompt(turn.prompt, PROMPT_CHARS))
     line = (
         f"{turn.index:>3}  {turn.state.value:<9}  {size:>9}  {latency:>6}  "
         f"{_money(turn.cost_usd)}  {prompt}"
     )
     if turn.error is not None:
         status = f" {turn.error.status}" if turn.error.status else ""
-        line += f"\n     {turn.error.kind}{status}: {turn.error.message}"
+        line += f"\n     {turn.error.kind}{status}: {printable(turn.error.message)}"
     elif turn.waiting_reason:
-        line += f"\n     waiting: {turn.waiting_reason}"
+        line += f"\n     waiting: {printable(turn.waiting_reason)}"
     return line
 
 
@@ -35,7 +54,7 @@ def session_view(status: SessionStatus) -> str:
     done = turns_finished(status)
     header = (
         f"session {status.session_id}  {status.state.value}  {done}/{len(status.turns)} turns  "
-        f"{_money(status.cost_usd)}  {status.model}  tier {status.tier.value}"
+        f"{_money(status.cost_usd)}  {printable(status.model)}  tier {status.tier.value}"
     )
     return "\n".join([header, *(turn_line(t) for t in status.turns)])
 
@@ -50,6 +69,6 @@ def sessions_table(statuses: list[SessionStatus]) -> str:
         turns = f"{turns_finished(s)}/{len(s.turns)}"
         rows.append(
             f"{s.session_id:<{width}}  {s.state.value:<9}  {turns:>5}  "
-            f"{_money(s.cost_usd):>8}  {s.model}"
+            f"{_money(s.cost_usd):>8}  {printable(s.model)}"
         )
     return "\n".join(rows)

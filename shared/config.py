@@ -30,6 +30,20 @@ DEFAULT_FLEX_VISIBILITY_TIMEOUT_S = 1200
 DEFAULT_FLEX_MAX_SHEDS = 3
 # Inline batch jobs must total under 20 MB (batch-mode doc); above 16 MB a wave goes as a file.
 DEFAULT_BATCH_INLINE_MAX_BYTES = 16 * 1024 * 1024
+# What one session may ask for (see producer/limits.py; each has its EDITQUEUE_ setting).
+DEFAULT_MAX_TURNS = 500
+DEFAULT_MAX_PROMPT_CHARS = 20_000
+DEFAULT_MAX_METADATA_BYTES = 16 * 1024
+DEFAULT_MAX_MODEL_CHARS = 128
+DEFAULT_MAX_REFERENCE_IMAGES = 14  # per turn; Gemini 3 Pro Image takes up to 14
+DEFAULT_MAX_IMAGE_BYTES = 20 * 1024 * 1024
+DEFAULT_MAX_IMAGE_PIXELS = 40_000_000  # decoded width x height of a reference image
+# The HTTP server (producer/web/server.py): slow clients and floods.
+DEFAULT_API_HEADER_TIMEOUT_S = 10.0
+DEFAULT_API_BODY_TIMEOUT_S = 30.0
+DEFAULT_API_MAX_CONCURRENCY = 32
+DEFAULT_API_SHUTDOWN_S = 5.0
+DEFAULT_CLI_TENANT = "cli"
 
 
 class Settings(BaseSettings):
@@ -91,6 +105,34 @@ class Settings(BaseSettings):
     api_max_body_bytes: int = Field(default=DEFAULT_API_MAX_BODY_BYTES, gt=0)
     api_presign_images: bool = Field(default=True, description="redirect image GETs to S3")
     webhook_secret: SecretStr | None = Field(default=None, description="whsec_<base64>")
+    webhook_allow_cidrs: str = Field(
+        default="", description="networks webhooks may reach despite the rules, e.g. 127.0.0.0/8"
+    )
+    api_public_url: str | None = Field(
+        default=None, description="base of the URLs answers carry (never taken from Host)"
+    )
+    api_header_timeout_s: float = Field(default=DEFAULT_API_HEADER_TIMEOUT_S, gt=0)
+    api_body_timeout_s: float = Field(default=DEFAULT_API_BODY_TIMEOUT_S, gt=0)
+    api_max_concurrency: int = Field(default=DEFAULT_API_MAX_CONCURRENCY, ge=1)
+    api_shutdown_s: float = Field(default=DEFAULT_API_SHUTDOWN_S, gt=0)
+    # Limits on what one session may ask for
+    max_turns: int = Field(default=DEFAULT_MAX_TURNS, ge=1)
+    max_prompt_chars: int = Field(default=DEFAULT_MAX_PROMPT_CHARS, ge=1)
+    max_metadata_bytes: int = Field(default=DEFAULT_MAX_METADATA_BYTES, ge=0)
+    max_model_chars: int = Field(default=DEFAULT_MAX_MODEL_CHARS, ge=1)
+    max_reference_images: int = Field(default=DEFAULT_MAX_REFERENCE_IMAGES, ge=0)
+    max_image_bytes: int = Field(default=DEFAULT_MAX_IMAGE_BYTES, ge=1)
+    max_image_pixels: int = Field(default=DEFAULT_MAX_IMAGE_PIXELS, ge=1)
+    default_budget_usd: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    tenant_budgets_usd: dict[str, float] = Field(
+        default_factory=dict, description='{"tenant": usd}: a session with no budget gets this'
+    )
+    cli_tenant: str = Field(
+        default=DEFAULT_CLI_TENANT, pattern=r"^[A-Za-z0-9_-]{1,64}$", description="CLI's tenant"
+    )
+    operator_tenant: str | None = Field(
+        default=None, description="a tenant of EDITQUEUE_API_TOKENS that sees every session"
+    )
 
     @property
     def call_timeout_s(self) -> float:

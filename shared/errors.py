@@ -144,6 +144,12 @@ class InvalidSpec(PermanentError):
     kind = "invalid_spec"
 
 
+class SessionExists(InvalidSpec):
+    """A client-chosen session id is already taken (in the same tenant)."""
+
+    kind = "session_exists"
+
+
 class UnknownSession(PermanentError):
     """No session with this id exists in the store."""
 

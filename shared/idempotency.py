@@ -65,7 +65,7 @@ def fingerprint(method: str, path: str, body: bytes) -> str:
     """The request's identity: method, path and the body (JSON compared by value)."""
     try:
         canonical = json.dumps(json.loads(body), sort_keys=True, separators=(",", ":")).encode()
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # not JSON (or absurdly deep)
         canonical = body
     return hashlib.sha256(f"{method} {path}\n".encode() + canonical).hexdigest()
 

@@ -38,9 +38,37 @@ def dimensions(data: bytes) -> tuple[int, int]:
         return image.size
 
 
-def require_image(data: bytes, source: str) -> str:
-    """The sniffed MIME type of user-supplied bytes; InvalidSpec naming `source` otherwise."""
+_FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "GIF": "image/gif", "WEBP": "image/webp"}
+
+
+def _too_many_pixels(source: str, size: str, max_pixels: int | None) -> str:
+    limit = f"{max_pixels:,}" if max_pixels is not None else "Pillow's"
+    return (
+        f"{source}: {size} is over the limit of {limit} pixels (EDITQUEUE_MAX_IMAGE_PIXELS); "
+        "downscale it"
+    )
+
+
+def require_image(data: bytes, source: str, max_pixels: int | None = None) -> str:
+    """The MIME type of user-supplied bytes, decoded (not just sniffed) within `max_pixels`.
+
+    The size is read from the header first, so a decompression bomb is refused before its
+    pixels are decoded; InvalidSpec naming `source` and, for the cap, its setting.
+    """
     mime = sniff_mime(data)
     if mime is None:
         raise InvalidSpec(f"{source}: not a JPEG, PNG, GIF or WebP image; pass an image file")
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            width, height = image.size
+            if max_pixels is not None and width * height > max_pixels:
+                raise InvalidSpec(_too_many_pixels(source, f"{width}x{height}", max_pixels))
+            image.load()
+            decoded = _FORMATS.get(str(image.format))
+    except Image.DecompressionBombError:  # Pillow's own cap, far above ours, fired on open
+        raise InvalidSpec(_too_many_pixels(source, "its size", max_pixels)) from None
+    except (OSError, SyntaxError, ValueError, EOFError):
+        decoded = None
+    if decoded != mime:
+        raise InvalidSpec(f"{source}: looks like {mime} but does not decode as one; re-export it")
     return mime

@@ -10,6 +10,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 SESSION_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+# How a session id is stored: a tenant's client-chosen id is kept as `tenant.id` (client ids and
+# tenant names never hold a dot), so the same id chosen in two tenants names two sessions.
+STORED_ID_RE = re.compile(r"(?:[A-Za-z0-9_-]{1,64}\.)?[A-Za-z0-9_-]{1,64}")
 SHA256_RE = re.compile(r"[0-9a-f]{64}")
 IMAGE_SIZES = ("512", "1K", "2K", "4K")
 # `first+last:K`, the command-line spelling of {anchor: first, keep_last: K}
@@ -59,6 +62,26 @@ def validate_session_id(value: str) -> str:
             f"session id {value!r} must be 1-64 characters of A-Z, a-z, 0-9, '_' or '-'"
         )
     return value
+
+
+def validate_stored_id(value: str) -> str:
+    """Refuse stored session ids (`id` or `tenant.id`) of any other shape."""
+    if not STORED_ID_RE.fullmatch(value):
+        raise ValueError(
+            f"session id {value!r} must be 1-64 characters of A-Z, a-z, 0-9, '_' or '-' "
+            "(an operator may prefix a tenant's session with 'tenant.')"
+        )
+    return value
+
+
+def scoped_session_id(tenant: str | None, client_id: str) -> str:
+    """Where a tenant's client-chosen session id is stored (`tenant.id`; as is without a tenant)."""
+    return f"{tenant}.{client_id}" if tenant else client_id
+
+
+def public_session_id(stored: str) -> str:
+    """The id a tenant knows a stored session by (the part after `tenant.`)."""
+    return stored.rpartition(".")[2]
 
 
 def _check_image_size(value: str | None) -> str | None:
@@ -129,7 +152,7 @@ class SessionSpec(Strict):
     image_size: str | None = None
     history: HistoryPolicy = Field(default_factory=HistoryPolicy)
     metadata: dict[str, str] = Field(default_factory=dict)
-    budget_usd: float | None = Field(default=None, ge=0)
+    budget_usd: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     tier: Tier | None = None  # standard when unset (or `submit --tier`)
     turns: list[TurnSpec] = Field(min_length=1)
 
@@ -182,7 +205,7 @@ class BatchRecord(Strict):
 
     batch_id: str
     session_ids: list[str]
-    budget_usd: float | None = Field(default=None, ge=0)
+    budget_usd: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     created_at: datetime
 
 
@@ -269,6 +292,18 @@ class ParkRecord(Strict):
     parks: int = Field(default=1, ge=1)  # how many times this request was parked
     request_revision: int = 1
     error: ErrorInfo | None = None
+
+
+class ParkTally(Strict):
+    """`turns/{n}/parks.json`: how often turn n's request revision was parked.
+
+    Kept apart from `parked.json`, which the sweep deletes when it re-enqueues the turn, so the
+    count survives the sweep and `EDITQUEUE_MAX_PARKS` can end a turn that parks forever.
+    """
+
+    index: int = Field(ge=1)
+    request_revision: int = 1
+    parks: int = Field(ge=0)
 
 
 class TurnStatus(Strict):

@@ -13,6 +13,7 @@ from shared.models import (
     BatchRecord,
     FailureRecord,
     ParkRecord,
+    ParkTally,
     SessionRecord,
     TurnRequest,
     TurnResult,
@@ -58,7 +59,19 @@ class SessionSnapshot:
     results: dict[int, TurnResult] = field(default_factory=dict)
     failures: dict[int, FailureRecord] = field(default_factory=dict)
     parked: dict[int, ParkRecord] = field(default_factory=dict)
+    park_tallies: dict[int, ParkTally] = field(default_factory=dict)
     cancelled: bool = False
+
+    def parks_so_far(self, index: int) -> int:
+        """How often turn n's current request was parked (surviving the sweep's unpark)."""
+        request = self.requests.get(index)
+        revision = request.revision if request else 1
+        counts = [
+            record.parks
+            for record in (self.parked.get(index), self.park_tallies.get(index))
+            if record is not None and record.request_revision == revision
+        ]
+        return max(counts, default=0)
 
     @property
     def last_index(self) -> int:
@@ -81,6 +94,10 @@ class SessionRepository:
     def create_session(self, record: SessionRecord) -> bool:
         """Write `session.json`; False when the id is already taken."""
         return self.store.put_if_absent(session_key(record.session_id), _dump(record))
+
+    def find_session(self, sid: str) -> SessionRecord | None:
+        """The session's record, or None when it does not exist."""
+        return self._read(session_key(sid), SessionRecord)
 
     def session(self, sid: str) -> SessionRecord:
         """The session's record; UnknownSession when it does not exist."""
@@ -134,7 +151,11 @@ class SessionRepository:
         self.store.delete(turn_key(sid, index, "failure.json"))
 
     def park(self, sid: str, park: ParkRecord) -> None:
-        """Record that turn n waits until `park.due_at` (replaces an earlier park)."""
+        """Record that turn n waits until `park.due_at` (replaces an earlier park), and count it
+        in `parks.json`, which unparking leaves in place."""
+        revision = park.request_revision
+        tally = ParkTally(index=park.index, request_revision=revision, parks=park.parks)
+        self.store.put(turn_key(sid, park.index, "parks.json"), _dump(tally))
         self.store.put(turn_key(sid, park.index, "parked.json"), _dump(park))
 
     def parked(self, sid: str, index: int) -> ParkRecord | None:
@@ -204,3 +225,5 @@ class SessionRepository:
             snap.failures[index] = fail
         elif name == "parked.json" and (park := self.parked(sid, index)):
             snap.parked[index] = park
+        elif name == "parks.json" and (tally := self._read(key, ParkTally)):
+            snap.park_tallies[index] = tally

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Protocol
 
 from celery import Celery
@@ -17,6 +19,7 @@ from kombu.exceptions import KombuError
 from shared.broker import CeleryEnqueuer, Enqueuer
 from shared.errors import BrokerUnavailable, EditQueueError
 from shared.events import Event, EventSink, NullSink
+from shared.outbox import OutboxEntry, put_entry
 from shared.sessions import SessionRepository
 from shared.webhooks import QUEUE_WEBHOOKS, TASK_DELIVER_WEBHOOK, delivery_key, event_key
 
@@ -71,9 +74,15 @@ class CeleryWebhookQueue:
 class WebhookSink:
     """Stores each event of a session with a webhook and queues its delivery; never raises."""
 
-    def __init__(self, repo: SessionRepository, queue: WebhookQueue) -> None:
+    def __init__(
+        self,
+        repo: SessionRepository,
+        queue: WebhookQueue,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.repo = repo
         self.queue = queue
+        self.clock = clock
         self._urls: OrderedDict[str, str | None] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -95,19 +104,26 @@ class WebhookSink:
             log.warning("webhook event %s not queued: %s", event.event_id, exc)
 
     def _emit(self, event: Event) -> None:
+        """Outbox entry first, then the event, then the queue: a crash at any point leaves
+        either nothing stored or an entry the sweep finds (`shared/outbox.py`)."""
         sid = event.session_id
         if self._webhook_url(sid) is None:
             return
         store = self.repo.store
-        created = store.put_if_absent(
-            event_key(sid, event.event_id), event.model_dump_json().encode()
-        )
-        if created or not store.exists(delivery_key(sid, event.event_id)):
-            self.queue.enqueue_delivery(sid, event.event_id)
+        if store.exists(delivery_key(sid, event.event_id)):
+            return  # a re-emitted event that was already delivered (or given up)
+        entry = OutboxEntry(session_id=sid, event_id=event.event_id, due_at=self.clock())
+        put_entry(store, entry)
+        store.put_if_absent(event_key(sid, event.event_id), event.model_dump_json().encode())
+        self.queue.enqueue_delivery(sid, event.event_id)
+
+
+def webhook_queue_for(enqueuer: Enqueuer) -> WebhookQueue | None:
+    """The webhook queue of the enqueuer's Celery app (None for test enqueuers)."""
+    return CeleryWebhookQueue(enqueuer.app) if isinstance(enqueuer, CeleryEnqueuer) else None
 
 
 def webhook_sink_for(repo: SessionRepository, enqueuer: Enqueuer) -> EventSink:
     """A webhook sink sending through the enqueuer's Celery app (none for test enqueuers)."""
-    if isinstance(enqueuer, CeleryEnqueuer):
-        return WebhookSink(repo, CeleryWebhookQueue(enqueuer.app))
-    return NullSink()
+    queue = webhook_queue_for(enqueuer)
+    return NullSink() if queue is None else WebhookSink(repo, queue)

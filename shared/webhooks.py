@@ -18,6 +18,7 @@ import re
 from shared.config import Settings
 from shared.errors import InvalidSpec
 from shared.events import Event
+from shared.models import public_session_id
 from shared.sessions import SESSIONS
 
 TASK_DELIVER_WEBHOOK = "editqueue.deliver_webhook"
@@ -30,7 +31,10 @@ RETRY_DELAYS_S = (5.0, 30.0, 120.0, 600.0, 1800.0, 3600.0, 7200.0, 14400.0)
 JITTER = 0.1
 DELIVERY_TIMEOUT_S = 10.0
 MAX_SECRET_BYTES = 64
-EVENT_ID_RE = re.compile(r"evt_[A-Za-z0-9_-]{1,200}")
+# `evt_{sid}_{turn}_{revision}_{kind}`; a sid stored as `tenant.id` holds the one dot allowed.
+EVENT_ID_RE = re.compile(
+    r"evt_(?:[A-Za-z0-9_-]{1,200}|[A-Za-z0-9_-]{1,64}\.[A-Za-z0-9_-]{1,64}_\d+_\d+_[a-z_]{1,40})"
+)
 
 
 def parse_secret(value: str) -> bytes:
@@ -85,7 +89,9 @@ def verify(key: bytes, headers: dict[str, str], body: bytes, now: int, tolerance
 
 def payload(event: Event) -> bytes:
     """The JSON body: `{type, timestamp, data}`, the same bytes on every attempt."""
-    data = {"event_id": event.event_id, "session_id": event.session_id, "turn": event.turn}
+    # The receiver knows the session by the id its tenant chose, not by `tenant.id`.
+    sid = public_session_id(event.session_id)
+    data = {"event_id": event.event_id, "session_id": sid, "turn": event.turn}
     document = {
         "type": event.kind.value,
         "timestamp": event.created_at.isoformat().replace("+00:00", "Z"),

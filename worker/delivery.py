@@ -7,6 +7,7 @@ the final outcome (delivered or gave up) is written once beside the event.
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 import time
@@ -18,11 +19,13 @@ from typing import Literal
 
 from pydantic import BaseModel
 
+from shared import outbox
 from shared.errors import InvalidSpec, ObjectNotFound
 from shared.events import Event
 from shared.runtime import Services
 from shared.webhook_http import WebhookUnreachable, post_webhook
 from shared.webhook_sink import WebhookQueue
+from shared.webhook_target import WebhookRefused, allowed_networks, system_resolver
 from shared.webhooks import (
     DELIVERY_TIMEOUT_S,
     delivery_key,
@@ -73,9 +76,17 @@ class WebhookDelivery:
     services: Services
     queue: WebhookQueue
     owner: str
-    post: Post = post_webhook
+    post: Post | None = None  # default: post_webhook with the settings' rules
     rng: random.Random = field(default_factory=random.Random)
     clock: Callable[[], float] = time.time
+
+    def __post_init__(self) -> None:
+        if self.post is None:
+            self.post = functools.partial(
+                post_webhook,
+                allow=allowed_networks(self.services.settings),
+                resolver=system_resolver,
+            )
 
     def deliver(self, sid: str, event_id: str, attempt: int, due_at: float) -> Delivery:
         """Wait (in hops), skip what is done, then make attempt number `attempt`."""
@@ -85,13 +96,15 @@ class WebhookDelivery:
             return Delivery.WAITING
         store = self.services.repo.store
         if store.exists(delivery_key(sid, event_id)):
+            outbox.finish(store, sid, event_id)
             return Delivery.ALREADY_DONE
         try:
             event = Event.model_validate_json(store.get(event_key(sid, event_id)))
         except ObjectNotFound:
-            return Delivery.MISSING
+            return Delivery.MISSING  # the outbox sweep drops its entry
         url = self.services.repo.session(sid).webhook_url
         if url is None:
+            outbox.finish(store, sid, event_id)
             return Delivery.NO_WEBHOOK
         lease = f"webhook:{event_id}"
         if not self.services.coord.acquire_lease(
@@ -104,26 +117,33 @@ class WebhookDelivery:
             self.services.coord.release_lease(lease, self.owner)
 
     def _attempt(self, sid: str, event: Event, url: str, attempt: int) -> Delivery:
-        status, error = self._post(url, event)
+        status, error, final = self._post(url, event)
         if error is None:
             self._finish(sid, event.event_id, "delivered", attempt, status, None)
             log.info("webhook %s delivered (attempt %d, HTTP %s)", event.event_id, attempt, status)
             return Delivery.DELIVERED
-        delay = None if status == GONE else retry_delay_s(attempt, self.rng)
+        delay = None if final or status == GONE else retry_delay_s(attempt, self.rng)
         if delay is None:
             self._finish(sid, event.event_id, "gave_up", attempt, status, error)
             log.warning(
                 "webhook %s: gave up after %d attempts (%s)", event.event_id, attempt, error
             )
             return Delivery.GAVE_UP
-        self._schedule(sid, event.event_id, attempt + 1, self.clock() + delay)
+        due_at = self.clock() + delay
+        entry = outbox.OutboxEntry(
+            session_id=sid, event_id=event.event_id, attempt=attempt + 1, due_at=due_at
+        )
+        outbox.put_entry(self.services.repo.store, entry)  # the sweep knows what comes next
+        self._schedule(sid, event.event_id, attempt + 1, due_at)
         log.warning(
             "webhook %s attempt %d: %s; next in %.0fs", event.event_id, attempt, error, delay
         )
         return Delivery.RETRY
 
-    def _post(self, url: str, event: Event) -> tuple[int | None, str | None]:
-        """The receiver's status and an error text (None when it took the event)."""
+    def _post(self, url: str, event: Event) -> tuple[int | None, str | None, bool]:
+        """The receiver's status, an error text (None when it took the event), and whether
+        the error is final (a refused destination is not retried)."""
+        assert self.post is not None
         try:
             key = signing_key(self.services.settings)
             if key is None:
@@ -131,9 +151,11 @@ class WebhookDelivery:
             body = payload(event)
             headers = signed_headers(key, event.event_id, int(self.clock()), body)
             status = self.post(url, body, headers)
+        except WebhookRefused as exc:
+            return None, exc.message, True
         except (WebhookUnreachable, InvalidSpec) as exc:
-            return None, exc.message
-        return status, None if 200 <= status < 300 else f"HTTP {status}"
+            return None, exc.message, False
+        return status, None if 200 <= status < 300 else f"HTTP {status}", False
 
     def _schedule(self, sid: str, event_id: str, attempt: int, due_at: float) -> None:
         countdown = hop_s(self.clock(), due_at, self.services.settings.max_countdown_s)
@@ -158,6 +180,6 @@ class WebhookDelivery:
             error=error,
             finished_at=datetime.now(UTC),
         )
-        self.services.repo.store.put_if_absent(
-            delivery_key(sid, event_id), record.model_dump_json().encode()
-        )
+        store = self.services.repo.store
+        store.put_if_absent(delivery_key(sid, event_id), record.model_dump_json().encode())
+        outbox.finish(store, sid, event_id)

@@ -10,13 +10,23 @@ import time
 import uuid
 
 from shared import runtime
+from shared.config import Settings
+from shared.outbox import sweep_outbox
 from shared.reconcile import reconcile, sweep_parked
 from shared.runtime import Services
+from shared.webhook_sink import webhook_queue_for
+from shared.webhooks import DELIVERY_TIMEOUT_S
 from worker.batcher import Batcher
 
 log = logging.getLogger("editqueue.sweeper")
 SWEEP_LEASE = "sweep"
 LAST_FULL_LEASE = "reconcile-recent"
+
+
+def outbox_grace_s(settings: Settings) -> float:
+    """How overdue an outbox entry must be before its message counts as lost: a queued
+    delivery runs within its countdown hop, the visibility timeout and one POST."""
+    return settings.max_countdown_s + settings.visibility_timeout_s + DELIVERY_TIMEOUT_S
 
 
 def sweep_once(
@@ -40,6 +50,9 @@ def sweep_once(
         if not coord.has_epoch() or due_full:
             reconciled = reconcile(services, now)
         parked = sweep_parked(services, now)
+        queue = webhook_queue_for(services.enqueuer)
+        if queue is not None:
+            sweep_outbox(services.repo.store, queue, now, outbox_grace_s(settings))
     finally:
         coord.release_lease(SWEEP_LEASE, owner)
     if batcher is not None:

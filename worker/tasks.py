@@ -11,7 +11,7 @@ from celery import shared_task
 from shared import runtime
 from shared.broker import LANE_FLEX, LANE_STANDARD, TASK_RUN_TURN
 from shared.errors import EditQueueError, TransientError
-from shared.models import ErrorInfo, FailureRecord, validate_session_id
+from shared.models import ErrorInfo, FailureRecord, validate_stored_id
 from worker.turn import BUSY_RETRY_S, TurnRunner, delivery_owner
 
 log = logging.getLogger("editqueue.tasks")
@@ -25,7 +25,7 @@ def run_turn(
 ) -> str:
     """Run turn `index` of `session_id` at the `lane`'s tier; the message carries these ids, the
     attempt and the lane (only when not standard), nothing else."""
-    validate_session_id(session_id)
+    validate_stored_id(session_id)
     if not isinstance(index, int) or index < 1 or not isinstance(attempt, int) or attempt < 1:
         raise ValueError(
             f"run_turn({session_id!r}, {index!r}, attempt={attempt!r}): bad turn index"

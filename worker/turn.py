@@ -131,7 +131,7 @@ class TurnRunner:
             effects.requeue(attempt, wait, None, "rate_limit")
             return Outcome.THROTTLED
         except _OverBudget as exc:
-            parks = snap.parked[index].parks + 1 if index in snap.parked else 1
+            parks = snap.parks_so_far(index) + 1
             due = time.time() + BUDGET_RECHECK_S
             effects.park(attempt, due, "budget", exc, request.revision, parks)
             return Outcome.PARKED
@@ -274,7 +274,7 @@ class TurnRunner:
     ) -> Outcome:
         index = effects.index
         revision = snap.requests[index].revision
-        parks = snap.parked[index].parks if index in snap.parked else 0
+        parks = snap.parks_so_far(index)  # counted where the sweep's unpark leaves it
         settings = self.services.settings
         if self.lane == LANE_FLEX and flex_falls_back(exc, attempt, settings):
             standard = TurnEffects(self.services, effects.sid, index, LANE_STANDARD)

@@ -14,7 +14,7 @@ from celery import shared_task
 
 from shared import runtime
 from shared.errors import TransientError
-from shared.models import validate_session_id
+from shared.models import validate_stored_id
 from shared.webhook_sink import CeleryWebhookQueue
 from shared.webhooks import TASK_DELIVER_WEBHOOK, valid_event_id
 from worker.delivery import WebhookDelivery
@@ -31,7 +31,7 @@ def deliver_webhook(
     self: Any, session_id: str, event_id: str, attempt: int = 1, due_at: float = 0.0
 ) -> str:
     """Deliver one stored event; the message carries ids, the attempt and when it is due."""
-    validate_session_id(session_id)
+    validate_stored_id(session_id)
     valid_event_id(event_id)
     if not isinstance(attempt, int) or attempt < 1 or not isinstance(due_at, int | float):
         raise ValueError(f"deliver_webhook({session_id!r}, {event_id!r}): bad attempt or due_at")

@@ -9,6 +9,7 @@ from fastapi.openapi.utils import get_openapi
 from pydantic.json_schema import models_json_schema
 
 from producer.web import gallery, routes
+from producer.web.admission import ConcurrencyLimitMiddleware
 from producer.web.auth import TokenTable
 from producer.web.body_limit import BodyLimitMiddleware
 from producer.web.errors import install_handlers
@@ -16,8 +17,10 @@ from producer.web.idempotent import IdempotencyMiddleware
 from producer.web.schemas import CreateSession, Health, HttpTurn
 from shared.idempotency import Idempotency
 from shared.runtime import Services
+from shared.webhook_target import Resolver, system_resolver
 
 TITLE = "editqueue"
+DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"  # `editqueue api` sets its own address when unset
 VERSION = "1"
 DESCRIPTION = (
     "Multi-turn Gemini image-editing sessions as durable jobs. Every POST takes an "
@@ -25,22 +28,40 @@ DESCRIPTION = (
 )
 
 
-def create_app(services: Services, tokens: TokenTable, keys: Idempotency) -> FastAPI:
-    """The API over `services`; `tokens` decide who may call it, `keys` hold idempotency keys."""
+def create_app(
+    services: Services,
+    tokens: TokenTable,
+    keys: Idempotency,
+    *,
+    resolver: Resolver = system_resolver,
+) -> FastAPI:
+    """The API over `services`; `tokens` decide who may call it, `keys` hold idempotency keys.
+
+    `resolver` resolves webhook hosts at submit (tests pass a stub: no lookup leaves the host).
+    """
+    settings = services.settings
     app = FastAPI(title=TITLE, version=VERSION, description=DESCRIPTION, redoc_url=None)
     app.state.services = services
     app.state.tokens = tokens
+    app.state.resolver = resolver
+    app.state.public_url = settings.api_public_url or DEFAULT_PUBLIC_URL
     install_handlers(app)
     app.include_router(routes.router)
     app.include_router(gallery.router)
 
     @app.get("/healthz", response_model=Health, tags=["health"])
-    def healthz() -> Health:
-        """The server is up (it does not check Redis or the store)."""
+    async def healthz() -> Health:
+        """The server is up (it does not check Redis or the store); answered on the event loop,
+        so busy worker threads do not delay it."""
         return Health()
 
     app.add_middleware(IdempotencyMiddleware, keys=keys, tokens=tokens)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=services.settings.api_max_body_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.api_max_body_bytes,
+        timeout_s=settings.api_body_timeout_s,
+    )
+    app.add_middleware(ConcurrencyLimitMiddleware, limit=settings.api_max_concurrency)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

@@ -23,10 +23,20 @@ BEARER = "bearer "
 
 @dataclass(frozen=True)
 class Tenant:
-    """Who is asking: a tenant name, or None in the open (loopback, no tokens) mode."""
+    """Who is asking: a tenant name, or None in the open (loopback, no tokens) mode.
+
+    An operator (the tenant named by `EDITQUEUE_OPERATOR_TENANT`) sees every tenant's sessions,
+    the CLI's included, by their stored ids (`tenant.id` for a tenant's chosen id).
+    """
 
     name: str | None
     token: str = field(default="", repr=False)
+    operator: bool = False
+
+    @property
+    def sees_all(self) -> bool:
+        """True for the open mode and operators."""
+        return self.name is None or self.operator
 
 
 OPEN = Tenant(None)
@@ -49,14 +59,16 @@ def parse_tokens(text: str) -> dict[str, str]:
 class TokenTable:
     """The configured tokens; lookups compare every token in constant time."""
 
-    def __init__(self, tokens: dict[str, str]) -> None:
+    def __init__(self, tokens: dict[str, str], operator: str | None = None) -> None:
         self._tokens = dict(tokens)
+        self._operator = operator
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TokenTable:
         """The tokens of `EDITQUEUE_API_TOKENS` (none when unset or empty)."""
         secret = settings.api_tokens
-        return cls(parse_tokens(secret.get_secret_value()) if secret else {})
+        tokens = parse_tokens(secret.get_secret_value()) if secret else {}
+        return cls(tokens, settings.operator_tenant)
 
     @property
     def enabled(self) -> bool:
@@ -73,7 +85,7 @@ class TokenTable:
         found = None
         for token, tenant in self._tokens.items():  # no early exit: constant time
             if hmac.compare_digest(token.encode(), offered):
-                found = Tenant(tenant, token)
+                found = Tenant(tenant, token, operator=tenant == self._operator)
         return found
 
     def tokens_of(self, tenant: str) -> list[str]:
@@ -110,5 +122,5 @@ def check_link(table: TokenTable, sid: str, query: dict[str, str], now: int) -> 
     found = None
     for token in table.tokens_of(name):
         if hmac.compare_digest(link_signature(token, sid, expires), sig):
-            found = Tenant(name, token)
+            found = table.tenant_for(f"Bearer {token}")
     return found

@@ -10,15 +10,15 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from producer.web.auth import Tenant, TokenTable
 from producer.web.errors import ApiError
-from producer.web.schemas import SESSION_ID_PATTERN
+from producer.web.schemas import STORED_ID_PATTERN
 from shared.errors import UnknownSession
-from shared.models import SessionRecord
+from shared.models import SessionRecord, public_session_id, scoped_session_id
 from shared.runtime import Services
 
 bearer = HTTPBearer(auto_error=False, description="A token of EDITQUEUE_API_TOKENS")
 
 SessionId = Annotated[
-    str, Path(pattern=SESSION_ID_PATTERN, max_length=64, description="The session's id")
+    str, Path(pattern=STORED_ID_PATTERN, max_length=129, description="The session's id")
 ]
 TurnIndex = Annotated[int, Path(ge=1, le=100_000, description="The turn's index (1-based)")]
 IdempotencyKey = Annotated[
@@ -70,9 +70,21 @@ def require_tenant(
 Caller = Annotated[Tenant, Depends(require_tenant)]
 
 
-def owned(services: Services, tenant: Tenant, sid: str) -> SessionRecord:
-    """The session's record if the caller may see it; another tenant's session is unknown."""
-    record = services.repo.session(sid)
-    if tenant.name is not None and record.tenant != tenant.name:
-        raise UnknownSession(f"session {sid} does not exist")
-    return record
+def owned(services: Services, tenant: Tenant, sid: str) -> tuple[str, SessionRecord]:
+    """The stored id and record of the caller's session `sid`; another tenant's is unknown.
+
+    A tenant's chosen ids are stored as `tenant.id`, generated ones as they are: the first is
+    looked up first. Operators (and the open mode) name sessions by their stored ids.
+    """
+    if tenant.sees_all:
+        return sid, services.repo.session(sid)
+    for stored in (scoped_session_id(tenant.name, sid), sid):
+        record = services.repo.find_session(stored)
+        if record is not None and record.tenant == tenant.name:
+            return stored, record
+    raise UnknownSession(f"session {sid} does not exist")
+
+
+def shown_id(tenant: Tenant, stored: str) -> str:
+    """The id the caller knows a stored session by."""
+    return stored if tenant.sees_all else public_session_id(stored)

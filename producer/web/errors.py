@@ -18,10 +18,12 @@ from shared.errors import (
     InvalidSpec,
     InvalidState,
     ObjectNotFound,
+    SessionExists,
     TransientError,
     UnknownSession,
 )
 
+UNPARSABLE = "There was an error parsing the body"
 log = logging.getLogger("editqueue.api")
 
 RETRY_AFTER_S = 5
@@ -91,7 +93,7 @@ def from_editqueue(exc: EditQueueError) -> ApiError:
         return ApiError(404, exc.kind, "no such session; GET /v1/sessions lists yours")
     if isinstance(exc, ObjectNotFound):
         return ApiError(404, exc.kind, exc.message)
-    if isinstance(exc, InvalidState):
+    if isinstance(exc, InvalidState | SessionExists):
         return ApiError(409, exc.kind, exc.message)
     if isinstance(exc, TransientError):
         headers = {"retry-after": str(RETRY_AFTER_S)}
@@ -113,6 +115,11 @@ def _http(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
     kind = "not_found" if exc.status_code == 404 else "http_error"
     message = exc.detail if isinstance(exc.detail, str) else "request refused"
+    if exc.status_code == 400 and message == UNPARSABLE:  # FastAPI's words for bad JSON
+        kind, message = (
+            "invalid_json",
+            "the body is not JSON (or is nested too deeply); send one object",
+        )
     headers = dict(exc.headers) if exc.headers else None
     return error_response(ApiError(exc.status_code, kind, message, headers=headers))
 

@@ -16,7 +16,7 @@ from producer.web.deps import SessionId, TurnIndex, now_s, owned, services_of, t
 from producer.web.errors import ApiError
 from producer.web.gallery_html import render_page
 from producer.web.images import image_response
-from producer.web.links import gallery_image_url, session_links
+from producer.web.links import absolute_url, gallery_image_url, session_links
 from producer.web.schemas import SessionView
 from producer.web.views import session_view
 
@@ -44,10 +44,12 @@ def _viewer(request: Request, sid: str) -> tuple[Tenant, dict[str, str]]:
 def _view(request: Request, sid: str) -> tuple[SessionView, dict[str, str]]:
     tenant, query = _viewer(request, sid)
     services = services_of(request)
-    record = owned(services, tenant, sid)
-    status = api.session_status(services, sid)
+    stored, record = owned(services, tenant, sid)
+    status = api.session_status(services, stored)
     links = session_links(request, tenant, sid, now_s())
-    view = session_view(status, record, links, lambda n: gallery_image_url(request, sid, n, query))
+    view = session_view(
+        status, record, links, lambda n: gallery_image_url(request, sid, n, query), shown_id=sid
+    )
     return view, query
 
 
@@ -56,7 +58,7 @@ def gallery_page(request: Request, session_id: SessionId) -> HTMLResponse:
     """The session's evolution strip as a page."""
     view, query = _view(request, session_id)
     poll = str(
-        request.url_for("gallery_status", session_id=session_id).include_query_params(**query)
+        absolute_url(request, "gallery_status", session_id=session_id).include_query_params(**query)
     )
     nonce = secrets.token_urlsafe(16)
     headers = {
@@ -81,5 +83,5 @@ def gallery_image(request: Request, session_id: SessionId, index: TurnIndex) -> 
     """A turn's image for the page."""
     tenant, _ = _viewer(request, session_id)
     services = services_of(request)
-    owned(services, tenant, session_id)
-    return image_response(services, session_id, index)
+    stored, _ = owned(services, tenant, session_id)
+    return image_response(services, stored, index)

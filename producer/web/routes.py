@@ -11,8 +11,10 @@ from pydantic import HttpUrl, TypeAdapter, ValidationError
 
 from producer import api
 from producer.checks import Problem
+from producer.limits import Limits, text_problems
 from producer.listing import session_page
 from producer.specs import error_problem, validate_data
+from producer.web.auth import Tenant
 from producer.web.deps import (
     Caller,
     IdempotencyKey,
@@ -21,12 +23,13 @@ from producer.web.deps import (
     now_s,
     owned,
     services_of,
+    shown_id,
 )
 from producer.web.errors import ErrorBody, problems_error
 from producer.web.images import image_response
 from producer.web.links import api_image_url, session_links, url
 from producer.web.schemas import (
-    SESSION_ID_PATTERN,
+    STORED_ID_PATTERN,
     Accepted,
     Forked,
     ForkSession,
@@ -39,7 +42,10 @@ from producer.web.schemas import (
 from producer.web.uploads import session_images, write_images
 from producer.web.views import session_view, summary
 from shared.config import Settings
-from shared.models import SessionState, TurnSpec
+from shared.errors import SessionExists
+from shared.models import SessionState, TurnSpec, scoped_session_id
+from shared.runtime import Services
+from shared.webhook_target import Resolver, WebhookRefused, allowed_networks, check_destination
 from shared.webhooks import signing_key
 
 router = APIRouter(prefix="/v1", tags=["sessions"])
@@ -56,7 +62,9 @@ def _body(schema: str) -> dict[str, Any]:
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": ref}}}}
 
 
-def _webhook(value: Any, settings: Settings) -> tuple[str | None, list[Problem]]:
+def _webhook(
+    value: Any, settings: Settings, resolver: Resolver
+) -> tuple[str | None, list[Problem]]:
     if value is None:
         return None, []
     where = ("webhook_url",)
@@ -68,6 +76,10 @@ def _webhook(value: Any, settings: Settings) -> tuple[str | None, list[Problem]]
         return None, [Problem(where, f"is over {MAX_URL_CHARS} characters")]
     if signing_key(settings) is None:
         return None, [Problem(where, "this server has no EDITQUEUE_WEBHOOK_SECRET; omit it")]
+    try:
+        check_destination(parsed, allowed_networks(settings), resolver)
+    except WebhookRefused as exc:
+        return None, [Problem(where, exc.message)]
     return parsed, []
 
 
@@ -89,19 +101,24 @@ def create_session(
     services = services_of(request)
     data = dict(payload) if isinstance(payload, dict) else payload
     webhook, problems = _webhook(
-        data.pop("webhook_url", None) if isinstance(data, dict) else None, services.settings
+        data.pop("webhook_url", None) if isinstance(data, dict) else None,
+        services.settings,
+        request.app.state.resolver,
     )
+    limits = api.limits_of(services)
     with tempfile.TemporaryDirectory(prefix="editqueue-upload-") as tmp:
         folder = Path(tmp)
         if isinstance(data, dict):
-            data, found = session_images(data, folder)
+            data, found = session_images(data, folder, limits)
             problems += found
-        spec, found = validate_data(data, folder, services.settings.model)
+        spec, found = validate_data(data, folder, services.settings.model, limits)
         if problems or spec is None:
             raise problems_error(problems + found)
-        sid = api.submit_session(
+        _refuse_own_generated_id(services, tenant, spec.session_id)
+        stored = api.submit_session(
             services, spec, base_dir=folder, tenant=tenant.name, webhook_url=webhook
         )
+    sid = shown_id(tenant, stored)
     links = session_links(request, tenant, sid, now_s())
     response.headers["location"] = links.status
     return SessionCreated(
@@ -119,12 +136,16 @@ def list_sessions(
     tenant: Caller,
     state: SessionState | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[str | None, Query(pattern=SESSION_ID_PATTERN)] = None,
+    cursor: Annotated[str | None, Query(pattern=STORED_ID_PATTERN, max_length=129)] = None,
 ) -> SessionPage:
     """The caller's sessions in id order, optionally in one state; paginate with `cursor`."""
     services = services_of(request)
-    page = session_page(services, owner=tenant.name, state=state, after=cursor, limit=limit)
-    rows = [summary(s, url(request, "get_session", session_id=s.session_id)) for s in page.statuses]
+    owner = None if tenant.sees_all else tenant.name
+    page = session_page(services, owner=owner, state=state, after=cursor, limit=limit)
+    rows = []
+    for status in page.statuses:
+        sid = shown_id(tenant, status.session_id)
+        rows.append(summary(status, url(request, "get_session", session_id=sid), sid))
     return SessionPage(sessions=rows, next_cursor=page.next_after)
 
 
@@ -132,10 +153,12 @@ def list_sessions(
 def get_session(request: Request, session_id: SessionId, tenant: Caller) -> SessionView:
     """The status document, with each turn's image URL and the session's links."""
     services = services_of(request)
-    record = owned(services, tenant, session_id)
-    status = api.session_status(services, session_id)
+    stored, record = owned(services, tenant, session_id)
+    status = api.session_status(services, stored)
     links = session_links(request, tenant, session_id, now_s())
-    return session_view(status, record, links, lambda n: api_image_url(request, session_id, n))
+    return session_view(
+        status, record, links, lambda n: api_image_url(request, session_id, n), session_id
+    )
 
 
 @router.post(
@@ -154,27 +177,41 @@ def append_turn(
 ) -> TurnAdded:
     """Add a turn after the last one; it runs once its predecessor is committed."""
     services = services_of(request)
-    owned(services, tenant, session_id)
+    stored, _ = owned(services, tenant, session_id)
     with tempfile.TemporaryDirectory(prefix="editqueue-upload-") as tmp:
-        turn = _turn(payload, Path(tmp))
-        index = api.append_turn(services, session_id, turn, Path(tmp))
+        turn = _turn(payload, Path(tmp), api.limits_of(services))
+        index = api.append_turn(services, stored, turn, Path(tmp))
     status_url = url(request, "get_session", session_id=session_id)
     return TurnAdded(session_id=session_id, index=index, status_url=status_url)
 
 
-def _turn(payload: Any, folder: Path) -> TurnSpec:
+def _turn(payload: Any, folder: Path, limits: Limits) -> TurnSpec:
     data = dict(payload) if isinstance(payload, dict) else payload
     problems: list[Problem] = []
     if isinstance(data, dict):
         if isinstance(data.get("image_size"), int):  # `512` means "512", as in spec files
             data["image_size"] = str(data["image_size"])
-        data["images"], problems = write_images(data.get("images", []), folder, ("images",))
+        images = data.get("images", [])
+        data["images"], problems = write_images(images, folder, ("images",), limits)
     if problems:
         raise problems_error(problems)
     try:
-        return TurnSpec.model_validate(data)
+        turn = TurnSpec.model_validate(data)
     except ValidationError as exc:
         raise problems_error([error_problem(e) for e in exc.errors()]) from None
+    unstorable = text_problems(data)
+    if unstorable:
+        raise problems_error([Problem(loc, message) for loc, message in unstorable])
+    return turn
+
+
+def _refuse_own_generated_id(services: Services, tenant: Tenant, client_id: str | None) -> None:
+    """A chosen id equal to one of the tenant's generated ids would hide that session."""
+    if client_id is None or tenant.sees_all:
+        return
+    record = services.repo.find_session(client_id)
+    if record is not None and record.tenant == tenant.name:
+        raise SessionExists(f"session id {client_id} already exists; pick another id or omit it")
 
 
 @router.post(
@@ -192,9 +229,9 @@ def retry_turn(
 ) -> Accepted:
     """Re-run a failed turn (optionally reworded); the turns after it follow."""
     services = services_of(request)
-    owned(services, tenant, session_id)
+    stored, _ = owned(services, tenant, session_id)
     retry = body or RetryTurn()
-    index = api.retry_turn(services, session_id, retry.turn, retry.prompt)
+    index = api.retry_turn(services, stored, retry.turn, retry.prompt)
     status_url = url(request, "get_session", session_id=session_id)
     return Accepted(session_id=session_id, index=index, state="queued", status_url=status_url)
 
@@ -210,8 +247,8 @@ def cancel_session(
 ) -> Accepted:
     """Stop the session before its next API call (a call in flight still commits)."""
     services = services_of(request)
-    owned(services, tenant, session_id)
-    api.cancel(services, session_id)
+    stored, _ = owned(services, tenant, session_id)
+    api.cancel(services, stored)
     status_url = url(request, "get_session", session_id=session_id)
     return Accepted(session_id=session_id, state="cancelled", status_url=status_url)
 
@@ -232,9 +269,12 @@ def fork_session(
 ) -> Forked:
     """A new session holding turns 1..at of this one (same tenant and webhook)."""
     services = services_of(request)
-    owned(services, tenant, session_id)
-    new_sid = api.fork(
-        services, session_id, body.at, body.session_id, body.history, body.budget_usd
+    stored, _ = owned(services, tenant, session_id)
+    _refuse_own_generated_id(services, tenant, body.session_id)
+    owner = None if tenant.sees_all else tenant.name
+    chosen = scoped_session_id(owner, body.session_id) if body.session_id else None
+    new_sid = shown_id(
+        tenant, api.fork(services, stored, body.at, chosen, body.history, body.budget_usd)
     )
     status_url = url(request, "get_session", session_id=new_sid)
     response.headers["location"] = status_url
@@ -255,5 +295,5 @@ def turn_image(
 ) -> Response:
     """The turn's image: the exact bytes, or a redirect to a presigned URL that expires."""
     services = services_of(request)
-    owned(services, tenant, session_id)
-    return image_response(services, session_id, index)
+    stored, _ = owned(services, tenant, session_id)
+    return image_response(services, stored, index)

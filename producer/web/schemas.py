@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 
 from shared.models import (
     SESSION_ID_RE,
+    STORED_ID_RE,
     HistoryPolicy,
     SessionSpec,
     SessionState,
@@ -22,6 +23,7 @@ from shared.models import (
 )
 
 SESSION_ID_PATTERN = f"^{SESSION_ID_RE.pattern}$"
+STORED_ID_PATTERN = f"^{STORED_ID_RE.pattern}$"
 IMAGES_DOC = (
     "Reference images for this turn, each the image bytes in base64 (or a data: URL); "
     "JPEG, PNG, GIF or WebP, up to 20 MB each."

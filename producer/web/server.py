@@ -6,16 +6,23 @@ whatever `--host` says, and says so.
 
 from __future__ import annotations
 
+import math
+
 import click
 import uvicorn
 
+from producer.web.admission import header_deadline_protocol
 from producer.web.app import create_app
 from producer.web.auth import TokenTable
 from shared.config import Settings
 from shared.idempotency import Idempotency, idempotency_store_for
 from shared.runtime import build_services
+from shared.webhook_target import allowed_networks
 from shared.webhooks import signing_key
 
+KEEP_ALIVE_S = 5
+CONNECTIONS_PER_SLOT = 8
+BACKLOG = 512
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 FALLBACK_HOST = "127.0.0.1"
 
@@ -36,14 +43,37 @@ def bind_host(requested: str, tokens: TokenTable) -> tuple[str, str | None]:
     )
 
 
+def public_url(settings: Settings, host: str, port: int) -> str:
+    """The base of the URLs answers carry: `EDITQUEUE_API_PUBLIC_URL`, else where we listen."""
+    if settings.api_public_url:
+        return settings.api_public_url
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}"
+
+
 def serve(settings: Settings, host: str, port: int) -> None:
-    """Run the API until interrupted."""
+    """Run the API until interrupted (SIGTERM: in-flight requests get `api_shutdown_s`)."""
     tokens = TokenTable.from_settings(settings)
     signing_key(settings)  # refuse a malformed EDITQUEUE_WEBHOOK_SECRET at start
+    allowed_networks(settings)  # and a malformed EDITQUEUE_WEBHOOK_ALLOW_CIDRS
     host, notice = bind_host(host, tokens)
     if notice:
         click.echo(notice, err=True)
+    settings = settings.model_copy(update={"api_public_url": public_url(settings, host, port)})
     services = build_services(settings)
     keys = Idempotency(idempotency_store_for(settings))
     app = create_app(services, tokens, keys)
-    uvicorn.run(app, host=host, port=port, log_level="info", server_header=False)
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level="info",
+        server_header=False,
+        http=header_deadline_protocol(settings.api_header_timeout_s),
+        timeout_keep_alive=KEEP_ALIVE_S,
+        timeout_graceful_shutdown=math.ceil(settings.api_shutdown_s),
+        # Connections beyond this are answered 503 by uvicorn itself; requests in flight are
+        # limited lower by ConcurrencyLimitMiddleware (which says Retry-After).
+        limit_concurrency=settings.api_max_concurrency * CONNECTIONS_PER_SLOT,
+        backlog=BACKLOG,
+    )

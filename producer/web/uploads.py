@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from producer.checks import Loc, Problem
+from producer.limits import DEFAULT_LIMITS, Limits
 
 DATA_URL_RE = re.compile(r"data:[\w.+/-]*;base64,", re.IGNORECASE)
 
@@ -28,10 +29,21 @@ def decode_image(value: Any) -> bytes | None:
         return None
 
 
-def write_images(images: Any, folder: Path, loc: Loc) -> tuple[Any, list[Problem]]:
-    """Decode a turn's `images` into `folder`; the list of file names, or problems per entry."""
+def write_images(
+    images: Any, folder: Path, loc: Loc, limits: Limits = DEFAULT_LIMITS
+) -> tuple[Any, list[Problem]]:
+    """Decode a turn's `images` into `folder`; the list of file names, or problems per entry.
+
+    Past the per-turn count nothing is decoded; the file checks (size, pixels) come after.
+    """
     if not isinstance(images, list):
         return images, []  # the spec's own validation names the wrong type
+    if len(images) > limits.max_reference_images:
+        message = (
+            f"{len(images)} reference images are over the limit of "
+            f"{limits.max_reference_images} per turn (EDITQUEUE_MAX_REFERENCE_IMAGES); drop some"
+        )
+        return [], [Problem(loc, message)]
     names: list[str] = []
     problems: list[Problem] = []
     for j, value in enumerate(images):
@@ -46,16 +58,18 @@ def write_images(images: Any, folder: Path, loc: Loc) -> tuple[Any, list[Problem
     return names, problems
 
 
-def session_images(data: dict[str, Any], folder: Path) -> tuple[dict[str, Any], list[Problem]]:
+def session_images(
+    data: dict[str, Any], folder: Path, limits: Limits = DEFAULT_LIMITS
+) -> tuple[dict[str, Any], list[Problem]]:
     """A session body with every turn's images written to `folder` and named."""
     turns = data.get("turns")
-    if not isinstance(turns, list):
-        return data, []
+    if not isinstance(turns, list) or len(turns) > limits.max_turns:
+        return data, []  # the spec's validation names the problem; nothing is decoded
     problems: list[Problem] = []
     out: list[Any] = []
     for i, turn in enumerate(turns):
         if isinstance(turn, dict) and "images" in turn:
-            names, found = write_images(turn["images"], folder, ("turns", i, "images"))
+            names, found = write_images(turn["images"], folder, ("turns", i, "images"), limits)
             turn = {**turn, "images": names}
             problems += found
         out.append(turn)

@@ -13,8 +13,12 @@ def session_view(
     record: SessionRecord,
     links: SessionLinks,
     image_url: Callable[[int], str],
+    shown_id: str | None = None,
 ) -> SessionView:
-    """The status document with each committed turn's image URL and the session's links."""
+    """The status document with each committed turn's image URL and the session's links.
+
+    `shown_id` is the id the caller knows the session by (a tenant's own, without `tenant.`).
+    """
     turns = [
         TurnView(
             **turn.model_dump(),
@@ -23,7 +27,7 @@ def session_view(
         for turn in status.turns
     ]
     return SessionView(
-        session_id=status.session_id,
+        session_id=shown_id or status.session_id,
         state=status.state,
         model=status.model,
         tier=status.tier,
@@ -37,11 +41,11 @@ def session_view(
     )
 
 
-def summary(status: SessionStatus, status_url: str) -> SessionSummary:
+def summary(status: SessionStatus, status_url: str, shown_id: str) -> SessionSummary:
     """One row of a listing."""
     done = sum(1 for t in status.turns if t.state is TurnState.SUCCEEDED)
     return SessionSummary(
-        session_id=status.session_id,
+        session_id=shown_id,
         state=status.state,
         model=status.model,
         cost_usd=status.cost_usd,

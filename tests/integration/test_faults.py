@@ -672,6 +672,38 @@ def test_api_refusing_connections_parks_the_turn_as_an_outage_until_it_is_back(
     assert done["turns"][0]["attempts"] >= 3  # two refused, then (after the park) the answer
 
 
+def test_a_turn_parked_max_parks_times_fails_with_its_reason_though_the_sweep_unparks_it(
+    fstack: Stack,
+) -> None:
+    """Injected: the API's port never listens; parks are short and the sweep runs every second.
+
+    Must hold: the real sweep re-enqueues the parked turn (deleting `parked.json`) each time, yet
+    the parks are counted (`parks.json`), so after EDITQUEUE_MAX_PARKS parks the turn fails with
+    its reason instead of parking forever.
+    """
+    fstack.extra_env.update(
+        EDITQUEUE_API_BASE_URL=f"http://127.0.0.1:{free_port()}",
+        EDITQUEUE_MAX_ATTEMPTS="1",
+        EDITQUEUE_OUTAGE_PARK_S="1",
+        EDITQUEUE_SWEEP_INTERVAL_S="1",
+        EDITQUEUE_MAX_PARKS="2",
+    )
+    fstack.start_worker()
+    (sid,) = submit(fstack, ONE_TURN)
+
+    done = wait_state(fstack, sid, timeout_s=60)
+
+    assert done["state"] == "failed", done
+    turn = done["turns"][0]
+    assert turn["error"]["kind"] == "connection" and turn["attempts"] == 3, turn
+    key = f"{fstack.prefix}/sessions/{sid}/turns/0001/parks.json"
+    tally = json.loads(
+        s3_client(fstack.s3_url).get_object(Bucket=fstack.bucket, Key=key)["Body"].read()
+    )
+    assert tally["parks"] == 2
+    assert worker_logs(fstack).count(f"turn {sid}/1 parked (outage)") == 2
+
+
 # --- S3 faults --------------------------------------------------------------------------------
 
 

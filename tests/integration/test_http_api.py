@@ -161,6 +161,8 @@ def api(
     stack.extra_env.update(
         EDITQUEUE_API_TOKENS=f"{ACME}=acme,{GLOBEX}=globex",
         EDITQUEUE_WEBHOOK_SECRET=WEBHOOK_SECRET,
+        # The receiver listens on loopback, which webhooks may reach only when allowed.
+        EDITQUEUE_WEBHOOK_ALLOW_CIDRS="127.0.0.0/8",
     )
     stack.start_worker()
     server = start_api(stack)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import struct
+import zlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -119,3 +121,15 @@ def fail_turn(services: Services, sid: str, index: int, kind: str = "blocked") -
         failed_at=NOW,
     )
     services.repo.record_failure(sid, failure)
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A PNG whose header says width x height (a decompression bomb needs no more to be caught)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    idat = zlib.compress(b"\x00" * 64)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")

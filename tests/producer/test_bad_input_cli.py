@@ -24,6 +24,7 @@ from tests.producer.conftest import (
     commit_turn,
     fail_turn,
     jpeg_bytes,
+    png_claiming,
     spec_of,
 )
 from tests.producer.test_specs import BAD_SPECS
@@ -202,6 +203,45 @@ MORE_BAD_SPECS: list[tuple[str, str, list[str]]] = [
         [":2:", "expected a session"],
     ),
     ("utf16.yaml", "turns:\n  - prompt: a\n", [":1:", "binary"]),
+    # Hostile input (issue 10): each used to end in a traceback, a 500 or a half-written session.
+    ("deep.yaml", "[" * 5000 + "]" * 5000 + "\n", [":1:", "nested too deeply"]),
+    ("deep.json", "[" * 100_000 + "]" * 100_000, [":1:", "nested too deeply"]),
+    ("deep.jsonl", "[" * 100_000 + "]" * 100_000 + "\n", [":1:", "nested too deeply"]),
+    (
+        "surrogate.json",
+        '{"turns": [{"prompt": "a"},\n {"prompt": "b \\ud800"}]}',
+        [":2: turns[1].prompt:", "unpaired surrogate", "remove it"],
+    ),
+    (
+        "budget-inf.json",
+        '{"budget_usd": Infinity, "turns": [{"prompt": "a"}]}',
+        [":1: budget_usd:", "finite"],
+    ),
+    (
+        "budget-nan.yaml",
+        "budget_usd: .nan\nturns:\n  - prompt: a\n",
+        [":1: budget_usd:", "finite"],
+    ),
+    (
+        "turns-501.yaml",
+        "turns:\n" + "  - prompt: a\n" * 501,
+        [":1: turns:", "501 turns", "limit of 500", "EDITQUEUE_MAX_TURNS"],
+    ),
+    (
+        "prompt-long.yaml",
+        f"turns:\n  - prompt: {'x' * 20_001}\n",
+        [":2: turns[0].prompt:", "EDITQUEUE_MAX_PROMPT_CHARS"],
+    ),
+    (
+        "model-long.yaml",
+        f"model: {'m' * 200}\nturns:\n  - prompt: a\n",
+        [":1: model:", "EDITQUEUE_MAX_MODEL_CHARS"],
+    ),
+    (
+        "metadata-big.yaml",
+        f"metadata: {{blob: {'z' * 17_000}}}\nturns:\n  - prompt: a\n",
+        [":1: metadata:", "EDITQUEUE_MAX_METADATA_BYTES"],
+    ),
 ]
 
 
@@ -245,6 +285,29 @@ def test_a_jsonl_batch_with_one_bad_line_enqueues_nothing_from_the_file(world: W
 
 def test_submit_of_a_directory_is_a_usage_error(world: World) -> None:
     assert_refused(world, ["submit", str(world.tmp)], ["is a directory"])
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_a_budget_option_that_is_not_an_amount_exits_2(world: World, value: str) -> None:
+    path = world.tmp / "ok.jsonl"
+    path.write_text('{"turns": [{"prompt": "a"}]}\n')
+
+    assert_refused(world, ["submit", str(path), "--budget-usd", value], ["--budget-usd", "amount"])
+
+
+def test_a_pixel_bomb_reference_image_exits_2_naming_the_limit(world: World) -> None:
+    bomb = world.tmp / "bomb.png"
+    bomb.write_bytes(png_claiming(20_000, 20_000))
+    fake = world.tmp / "fake.gif"
+    fake.write_bytes(b"GIF89a<html>not an image</html>")
+    path = world.tmp / "images.yaml"
+    path.write_text("turns:\n  - prompt: a\n    images: [bomb.png, fake.gif]\n")
+
+    assert_refused(
+        world,
+        ["submit", str(path)],
+        ["images.yaml:3: turns[0].images[0]", "EDITQUEUE_MAX_IMAGE_PIXELS", "does not decode"],
+    )
 
 
 def test_a_negative_budget_option_exits_2(world: World) -> None:

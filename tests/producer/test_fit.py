@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import random
+import time
+
 import pytest
 
 from producer.fit import (
+    SessionFit,
     TurnLoad,
     estimate_call,
     estimate_session_fit,
     largest_fitting_keep_last,
 )
-from shared.catalog import NB2, PRO, estimated_image_bytes
+from shared.catalog import NB2, PRO, ModelProfile, estimated_image_bytes
 from shared.models import HistoryPolicy
 
 FULL = HistoryPolicy()
@@ -82,3 +86,50 @@ def test_the_largest_fitting_keep_last_is_suggested() -> None:
     assert not estimate_session_fit(
         NB2, session, HistoryPolicy(anchor="first", keep_last=keep + 1)
     ).fits
+
+
+def _brute_keep_last(profile: ModelProfile, session: list[TurnLoad]) -> int | None:
+    for keep in range(max(len(session) - 2, 1), 0, -1):
+        policy = HistoryPolicy(anchor="first", keep_last=keep)
+        calls = [estimate_call(profile, session, policy, n) for n in range(1, len(session) + 1)]
+        fit = SessionFit(calls=tuple(calls), context_tokens=profile.context_tokens)
+        if fit.fits:
+            return keep
+    return None
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_the_linear_estimate_agrees_with_the_call_by_call_one(seed: int) -> None:
+    rng = random.Random(seed)
+    session = [
+        TurnLoad(
+            prompt_chars=rng.randint(1, 400_000),
+            user_image_bytes=tuple(rng.randint(1, 9_000_000) for _ in range(rng.randint(0, 2))),
+            image_size=rng.choice(["1K", "2K", "4K"]),
+            aspect_ratio="16:9",
+        )
+        for _ in range(rng.randint(1, 40))
+    ]
+    policy = rng.choice([FULL, HistoryPolicy(anchor="first", keep_last=rng.randint(1, 5))])
+
+    fit = estimate_session_fit(PRO, session, policy)
+
+    assert fit.calls == tuple(
+        estimate_call(PRO, session, policy, n) for n in range(1, len(session) + 1)
+    )
+    assert largest_fitting_keep_last(PRO, session) == _brute_keep_last(PRO, session)
+
+
+def test_a_ten_thousand_turn_session_is_judged_in_well_under_a_second() -> None:
+    session = [  # every turn different, so nothing is computed once for many
+        TurnLoad(prompt_chars=n + 1, image_size="4K", aspect_ratio="16:9") for n in range(10_000)
+    ]
+
+    started = time.perf_counter()
+    fit = estimate_session_fit(NB2, session, FULL)
+    keep = largest_fitting_keep_last(NB2, session)
+    elapsed = time.perf_counter() - started
+
+    print(f"fit check of 10,000 turns: {elapsed * 1000:.0f} ms")
+    assert not fit.fits and keep is not None
+    assert elapsed < 0.5

@@ -514,3 +514,18 @@ def test_redact_removes_a_key_url_parameter_even_without_the_secret() -> None:
 
 def test_redact_leaves_ordinary_text_alone() -> None:
     assert redact("HTTP 503 UNAVAILABLE: overloaded", SECRET) == "HTTP 503 UNAVAILABLE: overloaded"
+
+
+@pytest.mark.parametrize("before", [b"", b"k", b"ke", b'{"echo": "your key was '])
+def test_a_key_echoed_base64_encoded_in_an_error_body_is_redacted(before: bytes) -> None:
+    echoed = base64.b64encode(before + SECRET.encode() + b'" }').decode()
+    for encoded in (echoed, echoed.replace("+", "-").replace("/", "_")):
+        body = _error_body(400, "INVALID_ARGUMENT", f"request rejected: {encoded}")
+
+        error = classify_http_error(400, body, secret=SECRET)
+
+        assert "[REDACTED]" in error.message
+        for offset in range(3):  # no run of the key's own base64 characters is left
+            run = base64.b64encode(b"\0" * offset + SECRET.encode()).decode()[4:-4]
+            assert run not in error.message
+            assert run.replace("+", "-").replace("/", "_") not in error.message

@@ -137,3 +137,10 @@ def test_an_unset_or_empty_secret_turns_webhooks_off(
     settings = load_settings(store_url="memory://", broker_url="memory://", webhook_secret=value)
 
     assert signing_key(settings) == expected
+
+
+def test_an_event_of_a_tenant_scoped_session_has_a_valid_id_and_the_public_session_id() -> None:
+    event = make_event(EventKind.TURN_SUCCEEDED, "acme.alpha-room", NOW, turn=1)
+
+    assert valid_event_id(event.event_id) == event.event_id
+    assert json.loads(payload(event))["data"]["session_id"] == "alpha-room"

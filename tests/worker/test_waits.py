@@ -9,6 +9,7 @@ from datetime import datetime
 from pathlib import Path
 
 from shared.errors import RateLimited, ServerError
+from shared.events import MemorySink
 from shared.gate import MemoryGate
 from shared.models import BatchRecord, TurnState
 from shared.reconcile import reconcile, sweep_parked
@@ -130,3 +131,23 @@ def test_batch_budget_parks_turns_that_would_pass_it_and_never_overspends(
     world.repo.save_batch(raised)
     assert reconcile(world.services, time.time(), include_budget=True) == 1
     assert run(world, sid, 3) is Outcome.COMMITTED
+
+
+def test_parks_are_counted_across_the_sweep_so_max_parks_ends_an_outage_with_failure_events(
+    tmp_path: Path,
+) -> None:
+    """The sweep deletes `parked.json` when it re-enqueues; the count lives in `parks.json`."""
+    world = make_world(tmp_path, [ServerError("503", status=503)] * 5, max_attempts=1, max_parks=2)
+    sink = MemorySink()
+    world.services = dataclasses.replace(world.services, events=sink)
+    sid = world.session(["a"])
+    outcomes = []
+    for attempt in range(1, 4):
+        outcomes.append(run(world, sid, 1, attempt=attempt))
+        sweep_parked(world.services, time.time() + 10_000)  # the real sweep, in between
+
+    assert outcomes == [Outcome.PARKED, Outcome.PARKED, Outcome.FAILED]
+    failure = world.repo.failure(sid, 1)
+    assert failure is not None and failure.error.status == 503
+    kinds = [event.kind.value for event in sink.events]
+    assert kinds == ["turn.failed", "session.failed"]

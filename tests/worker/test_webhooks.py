@@ -173,3 +173,16 @@ def test_missing_event_or_webhook_sends_nothing(world: World) -> None:
     event_id = stored_event(world, url=None)
     assert delivery(world, receiver, Queue()).deliver("s1", event_id, 1, 0.0) is Delivery.NO_WEBHOOK
     assert receiver.got == []
+
+
+def test_a_destination_refused_at_delivery_is_given_up_at_once_naming_the_rule(
+    world: World,
+) -> None:
+    """The default POST checks the destination again; a loopback literal is never contacted."""
+    event_id = stored_event(world, url="http://127.0.0.1:9/hook")
+    sid = world.repo.session_ids().__next__()
+    deliver = WebhookDelivery(world.services, Queue(), "owner-1", clock=lambda: 1000.0)
+
+    assert deliver.deliver(sid, event_id, 1, 0.0) is Delivery.GAVE_UP
+    record = outcome(world, event_id)
+    assert record.attempts == 1 and record.error is not None and "loopback" in record.error

@@ -25,6 +25,15 @@ TOKENS = f"{ACME}=acme,{GLOBEX}=globex"
 SECRET = "whsec_" + base64.b64encode(bytes(range(32))).decode()
 
 MakeClient = Callable[..., TestClient]
+# What the stub resolver answers: no test looks a name up in DNS or connects to these.
+STUB_DNS = {"hooks.example": ["203.0.113.7"], "inside.example": ["203.0.113.8", "10.1.2.3"]}
+
+
+def stub_resolver(host: str, port: int) -> list[str]:
+    """A resolver that knows only STUB_DNS (an unknown host does not resolve)."""
+    if host not in STUB_DNS:
+        raise OSError(f"{host} does not resolve (stub)")
+    return STUB_DNS[host]
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -51,13 +60,17 @@ def make_client(
         update: dict[str, Any] = {
             "api_tokens": SecretStr(tokens) if tokens is not None else None,
             "webhook_secret": SecretStr(SECRET),
+            "api_public_url": "http://testserver",
             **settings,
         }
         services = dataclasses.replace(
             base, settings=base.settings.model_copy(update=update), events=sink
         )
-        table = TokenTable(parse_tokens(tokens) if tokens else {})
-        app = create_app(services, table, Idempotency(MemoryIdempotencyStore()))
+        operator = services.settings.operator_tenant
+        table = TokenTable(parse_tokens(tokens) if tokens else {}, operator)
+        app = create_app(
+            services, table, Idempotency(MemoryIdempotencyStore()), resolver=stub_resolver
+        )
         client = TestClient(app, raise_server_exceptions=False)
         client.app_services = services  # type: ignore[attr-defined]
         return client

@@ -289,7 +289,7 @@ def test_fork_keeps_the_tenant(client: TestClient) -> None:
 
     assert answer.status_code == 201
     assert answer.json()["session_id"] == "branch-1"
-    assert services_of(client).repo.session("branch-1").tenant == "acme"
+    assert services_of(client).repo.session("acme.branch-1").tenant == "acme"
     assert too_far.status_code == 409  # turn 2 exists but is not committed yet
     assert "not committed yet" in too_far.json()["error"]["message"]
     assert missing.status_code == 422
@@ -300,8 +300,8 @@ def test_listing_shows_the_tenants_sessions_by_state_a_page_at_a_time(client: Te
     mine = sorted(create(client, ACME, session_id=f"acme-{n}") for n in range(3))
     create(client, GLOBEX, session_id="globex-1")
     services = services_of(client)
-    commit_turn(services, mine[1], 1)
-    commit_turn(services, mine[1], 2)
+    commit_turn(services, f"acme.{mine[1]}", 1)  # a tenant's chosen id is stored as tenant.id
+    commit_turn(services, f"acme.{mine[1]}", 2)
 
     first = client.get("/v1/sessions?limit=2", headers=bearer(ACME)).json()
     rest = client.get(
