@@ -21,6 +21,7 @@ from emulator.faults import (
     fault_error,
 )
 from emulator.files import FileStore
+from emulator.image_faults import IMAGE_FAULTS
 from emulator.imaging import Target, UnreadableImage, derive_image
 from emulator.request import GenerateRequest, check_signatures, load_json, parse_request
 from emulator.response import content_fault_body, success_body
@@ -140,12 +141,16 @@ class EmulatorApp:
             # A 502 comes from Google's front end as HTML; `notjson` is the nastier 200 + HTML.
             status = 502 if name == "502" else 200
             return Reply(status, HTML_502.encode(), outcome, HTML_TYPE, delay_s=self.latency_s())
+        if name in IMAGE_FAULTS:
+            return self._success(request, "normal", outcome, image_fault=name)
         if name == "hang":
             return Reply(0, b"", outcome, mode="hang")
         mode: Mode = "drip" if name == "drip" else "truncated"
         return self._success(request, mode, outcome)
 
-    def _success(self, request: GenerateRequest, mode: Mode, outcome: str) -> Reply:
+    def _success(
+        self, request: GenerateRequest, mode: Mode, outcome: str, image_fault: str | None = None
+    ) -> Reply:
         image = None
         if "IMAGE" in request.modalities:
             target = Target(
@@ -156,7 +161,9 @@ class EmulatorApp:
                 self.config.jpeg_quality,
             )
             try:
-                image = derive_image(request.source_image, request.last_user_text, target)
+                image = derive_image(
+                    request.source_image, request.last_user_text, target, image_fault
+                )
             except UnreadableImage:
                 return error_reply(invalid_argument(UNREADABLE_IMAGE), "invalid")
         declared = image.mime_type if image is not None else ""

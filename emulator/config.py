@@ -36,6 +36,13 @@ FAULT_NAMES: tuple[str, ...] = (
     "nocandidate",
     "400",
     "403",
+    # image faults: a 200 with a flawed image (emulator/image_faults.py)
+    "frame_zoom",
+    "frame_pan",
+    "colour_cast",
+    "edit_spill",
+    "colour_off",
+    "blur",
 )
 
 ImageFormat = Literal["jpeg", "png"]

@@ -13,19 +13,22 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageChops, ImageDraw, ImageFont
 from PIL.PngImagePlugin import PngInfo
 
 from emulator.config import ImageFormat
-from emulator.room import synthetic_room
+from emulator.image_faults import apply_frame_fault, off_colour, spill
+from emulator.room import FLOOR_START, synthetic_room
 from shared.catalog import ModelProfile, pixel_size
 
 LINEAGE_TAG = "editqueue-emulator"
 _LINEAGE_RE = re.compile(rf"{LINEAGE_TAG} generation=(\d+) parent=([0-9a-f]{{64}}|none)")
 _HEX_COLOUR_RE = re.compile(r"#([0-9a-fA-F]{6})\b")
 _EVENING_WORDS = ("evening", "dusk", "night", "sunset", "twilight")
-WALL_TINT_ALPHA = 46  # of 255: a visible shift that keeps consecutive turns similar
-WALL_FRACTION = 0.55  # the upper part of the frame stands in for "the walls"
+WALL_FRACTION = FLOOR_START  # the upper part of the frame stands in for "the walls"
+WALL_KEY_DISTANCE = 30  # of 255, in every channel: how far from the wall colour is still "wall"
+WALL_KEY_REDUCE = 8  # the wall is found on a 1/8-size copy; its edge is then softened
+WALL_SAMPLE_FRACTION = 0.04  # the top rows whose colour is "the wall"
 
 
 class UnreadableImage(ValueError):
@@ -102,10 +105,20 @@ def _fit(image: Image.Image, width: int, height: int) -> Image.Image:
     return rgb.resize((width, height), Image.Resampling.BILINEAR, box=box, reducing_gap=2.0)
 
 
-def _tint_walls(image: Image.Image, colour: tuple[int, int, int]) -> None:
-    box = (0, 0, image.width, int(image.height * WALL_FRACTION))
-    mask = Image.new("L", (box[2], box[3]), WALL_TINT_ALPHA)
-    image.paste(colour, box, mask)
+def _wall_mask(image: Image.Image) -> Image.Image:
+    """White where the upper part of the frame has the colour of its top rows (the wall)."""
+    upper = image.crop((0, 0, image.width, int(image.height * WALL_FRACTION)))
+    small = upper.reduce(WALL_KEY_REDUCE) if min(upper.size) >= 8 * WALL_KEY_REDUCE else upper
+    top = small.crop((0, 0, small.width, max(1, int(small.height * WALL_SAMPLE_FRACTION))))
+    wall = top.resize((1, 1), Image.Resampling.BOX).getpixel((0, 0))
+    red, green, blue = ImageChops.difference(small, Image.new("RGB", small.size, wall)).split()
+    distance = ImageChops.lighter(ImageChops.lighter(red, green), blue)
+    key = distance.point(lambda v: 255 if v <= WALL_KEY_DISTANCE else 0)
+    return key.resize(upper.size, Image.Resampling.BILINEAR)
+
+
+def _paint_walls(image: Image.Image, colour: tuple[int, int, int]) -> None:
+    image.paste(colour, (0, 0), _wall_mask(image))
 
 
 def _evening(image: Image.Image) -> Image.Image:
@@ -124,15 +137,23 @@ def _marker(image: Image.Image, prompt: str, generation: int) -> None:
     ImageDraw.Draw(image).ellipse((x - radius, y - radius, x + radius, y + radius), fill=colour)
 
 
-def apply_edit(image: Image.Image, prompt: str, generation: int) -> Image.Image:
-    """A small, prompt-dependent change: wall tint for #RRGGBB, warmer for evening, else a dot."""
+def apply_edit(
+    image: Image.Image, prompt: str, generation: int, fault: str | None = None
+) -> Image.Image:
+    """A prompt-dependent change: walls painted #RRGGBB, warmer for evening, else a dot.
+
+    `fault` "colour_off" paints the walls slightly off the colour; "edit_spill" also paints a
+    patch of floor.
+    """
     match = _HEX_COLOUR_RE.search(prompt)
     lowered = prompt.lower()
+    colour = None
     if match:
         hex_colour = match.group(1)
-        _tint_walls(
-            image, (int(hex_colour[0:2], 16), int(hex_colour[2:4], 16), int(hex_colour[4:6], 16))
-        )
+        colour = (int(hex_colour[0:2], 16), int(hex_colour[2:4], 16), int(hex_colour[4:6], 16))
+        _paint_walls(image, off_colour(colour) if fault == "colour_off" else colour)
+    if fault == "edit_spill":
+        spill(image, colour)
     if any(word in lowered for word in _EVENING_WORDS):
         image = _evening(image)
     if not match and not any(word in lowered for word in _EVENING_WORDS):
@@ -183,8 +204,13 @@ class Target:
     quality: int = 92
 
 
-def derive_image(source: bytes | None, prompt: str, target: Target) -> GeneratedImage:
-    """The reply image: the source (or a drawn room) resized for `target`, edited, encoded."""
+def derive_image(
+    source: bytes | None, prompt: str, target: Target, fault: str | None = None
+) -> GeneratedImage:
+    """The reply image: the source (or a drawn room) resized for `target`, edited, encoded.
+
+    `fault` names an image fault (emulator/image_faults.py) to build into the image, or None.
+    """
     if source is None:
         size = output_size(target.profile, target.aspect_ratio, target.image_size, None)
         base, generation, parent = synthetic_room(*size), 1, "none"
@@ -195,8 +221,9 @@ def derive_image(source: bytes | None, prompt: str, target: Target) -> Generated
         generation = 1 + (lineage[0] if lineage else 0)
         parent = hashlib.sha256(source).hexdigest()
         base = _fit(opened, *size)
-    edited = apply_edit(base, prompt, generation)
+    edited = apply_edit(base, prompt, generation, fault)
     draw_caption(edited, generation)
+    edited = apply_frame_fault(edited, fault)
     comment = lineage_comment(generation, parent)
     data, mime = encode(edited, target.fmt, target.quality, comment)
     return GeneratedImage(data, mime, size[0], size[1], generation, parent)

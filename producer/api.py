@@ -174,6 +174,7 @@ def _write_session(
     spec = item.spec
     owner = owner or {}
     images = [_upload_images(services, turn, item.base_dir) for turn in spec.turns]
+    masks = [_upload_mask(services, turn, item.base_dir) for turn in spec.turns]
     record = SessionRecord(
         session_id=sid,
         model=spec.model or services.settings.model,
@@ -189,8 +190,9 @@ def _write_session(
     )
     written: list[int] = []
     try:
-        for index, (turn, refs) in enumerate(zip(spec.turns, images, strict=True), start=1):
-            if not services.repo.add_request(sid, _request(index, turn, refs)):
+        turns = zip(spec.turns, images, masks, strict=True)
+        for index, (turn, refs, mask) in enumerate(turns, start=1):
+            if not services.repo.add_request(sid, _request(index, turn, refs, mask)):
                 raise _taken(sid)
             written.append(index)
         if not services.repo.create_session(record):
@@ -217,29 +219,40 @@ def enqueue(services: Services, sid: str, index: int, tier: Tier = Tier.STANDARD
         ) from exc
 
 
-def _request(index: int, turn: TurnSpec, images: list[BlobRef]) -> TurnRequest:
+def _request(
+    index: int, turn: TurnSpec, images: list[BlobRef], mask: BlobRef | None = None
+) -> TurnRequest:
     return TurnRequest(
         index=index,
         prompt=turn.prompt,
         images=images,
+        mask=mask,
         image_size=turn.image_size,
         aspect_ratio=turn.aspect_ratio,
         created_at=_now(),
     )
 
 
+def _upload(services: Services, base_dir: Path, name: str, limits: Limits) -> BlobRef:
+    data = read_reference_image(resolve_image(base_dir, name), name, limits)
+    sha = services.blobs.put(data)
+    mime = sniff_mime(data) or "application/octet-stream"  # read_reference_image sniffed it
+    return BlobRef(sha256=sha, size_bytes=len(data), mime_type=mime)
+
+
 def _upload_images(
     services: Services, turn: TurnSpec, base_dir: Path, limits: Limits | None = None
 ) -> list[BlobRef]:
-    refs = []
-    for name in turn.images:
-        data = read_reference_image(
-            resolve_image(base_dir, name), name, limits or limits_of(services)
-        )
-        sha = services.blobs.put(data)
-        mime = sniff_mime(data) or "application/octet-stream"  # read_reference_image sniffed it
-        refs.append(BlobRef(sha256=sha, size_bytes=len(data), mime_type=mime))
-    return refs
+    chosen = limits or limits_of(services)
+    return [_upload(services, base_dir, name, chosen) for name in turn.images]
+
+
+def _upload_mask(
+    services: Services, turn: TurnSpec, base_dir: Path, limits: Limits | None = None
+) -> BlobRef | None:
+    if not turn.mask:
+        return None
+    return _upload(services, base_dir, turn.mask, limits or limits_of(services))
 
 
 def append_turn(services: Services, sid: str, turn: TurnSpec, base_dir: Path) -> int:
@@ -258,8 +271,9 @@ def append_turn(services: Services, sid: str, turn: TurnSpec, base_dir: Path) ->
     if problems:
         raise problems_error(problems, f"append to {public_session_id(sid)}")
     images = _upload_images(services, turn, base_dir, limits)
+    mask = _upload_mask(services, turn, base_dir, limits)
     index = snap.last_index + 1
-    while not repo.add_request(sid, _request(index, turn, images)):
+    while not repo.add_request(sid, _request(index, turn, images, mask)):
         index += 1  # another append took this index first
     if repo.is_committed(sid, index - 1):
         enqueue(services, sid, index, snap.record.tier)
@@ -268,7 +282,8 @@ def append_turn(services: Services, sid: str, turn: TurnSpec, base_dir: Path) ->
 
 def session_status(services: Services, sid: str) -> SessionStatus:
     """The status document of one session (the store's truth merged with the live index)."""
-    return build_status(services.repo.snapshot(sid), services.coord.live(sid))
+    snap = services.repo.snapshot(sid)
+    return build_status(snap, services.coord.live(sid), services.settings.quality)
 
 
 def list_sessions(services: Services) -> list[SessionStatus]:
@@ -348,5 +363,5 @@ def reconcile(services: Services, *, include_budget: bool = False) -> int:
 def export(services: Services, sid: str, out_dir: Path) -> Path:
     """Write the session's images, evolution strip, report and status into `out_dir`."""
     snap = services.repo.snapshot(sid)
-    status = build_status(snap, services.coord.live(sid))
+    status = build_status(snap, services.coord.live(sid), services.settings.quality)
     return write_report(status, snap, services.blobs.read, out_dir)

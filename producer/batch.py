@@ -73,7 +73,8 @@ def read_sessions(
             snap = services.repo.snapshot(sid)
         except UnknownSession:
             return SessionRead(sid, None, None)
-        return SessionRead(sid, snap, build_status(snap, services.coord.live(sid)))
+        status = build_status(snap, services.coord.live(sid), services.settings.quality)
+        return SessionRead(sid, snap, status)
 
     return parallel_map(read, record.session_ids, desc=desc)
 

@@ -32,6 +32,7 @@ CSV_COLUMNS = (
     "failures",
     "drift_turns",
     "tier",
+    "review",
 )
 
 
@@ -49,7 +50,8 @@ class SessionSummary(BaseModel):
     cost_usd: float = 0.0
     wall_time_s: float | None = None  # first request created -> last commit
     failures: list[str] = Field(default_factory=list)  # "kind:message" of each failed turn
-    drift_turns: list[int] = Field(default_factory=list)
+    drift_turns: list[int] = Field(default_factory=list)  # turns whose drift verdict is weak
+    review: list[str] = Field(default_factory=list)  # "3:drift,quality": turns with a weak verdict
     waiting: list[str] = Field(default_factory=list)  # why uncommitted turns wait
 
 
@@ -89,6 +91,7 @@ class BatchStatus(BaseModel):
     eta_s: float | None  # turns left / recent rate; None while nothing has finished lately
     waiting: dict[str, int]  # turns waiting, by reason (e.g. budget, rate_limit)
     drift_turns: int
+    review_sessions: list[str]  # sessions with at least one weak quality verdict
     finished: bool
     sessions: list[SessionSummary]
     waves: list[WaveSummary] = Field(default_factory=list)  # batch-tier sessions' waves
@@ -109,9 +112,16 @@ def session_summary(snap: SessionSnapshot, status: SessionStatus) -> SessionSumm
         cost_usd=status.cost_usd,
         wall_time_s=wall_time_s(snap),
         failures=[_failure(t) for t in turns if t.state is TurnState.FAILED],
-        drift_turns=[t.index for t in turns if t.metrics.get("drift", 0.0) >= 1.0],
+        drift_turns=[t.index for t in turns if t.quality and t.quality.drift.verdict == "weak"],
+        review=[review_entry(t) for t in turns if t.quality and t.quality.weak_axes()],
         waiting=[t.waiting_reason for t in turns if t.waiting_reason],
     )
+
+
+def review_entry(turn: TurnStatus) -> str:
+    """`3:drift,quality`: a turn and the axes whose verdict is weak."""
+    axes = turn.quality.weak_axes() if turn.quality else []
+    return f"{turn.index}:{','.join(axes)}"
 
 
 def _failure(turn: TurnStatus) -> str:
@@ -220,6 +230,7 @@ def batch_status(
         eta_s=eta_s(turns_left, rate),
         waiting=dict(Counter(reason for s in sessions for reason in s.waiting)),
         drift_turns=sum(len(s.drift_turns) for s in sessions),
+        review_sessions=[s.session_id for s in sessions if s.review],
         finished=all(s.state in TERMINAL or s.state == MISSING for s in sessions),
         sessions=list(sessions),
         waves=list(waves),
@@ -239,4 +250,5 @@ def csv_row(summary: SessionSummary) -> list[str]:
         "; ".join(summary.failures),
         " ".join(str(n) for n in summary.drift_turns),
         summary.tier,
+        " ".join(summary.review),
     ]

@@ -8,6 +8,7 @@ from producer.batch_status import RATE_WINDOW_S, BatchStatus, WaveSummary
 
 SECONDS_PER_HOUR = 3600
 SECONDS_PER_MINUTE = 60
+REVIEW_LISTED = 20  # sessions named in the plain view; summary.csv has them all
 
 
 def duration(seconds: float | None) -> str:
@@ -68,4 +69,16 @@ def batch_view(doc: BatchStatus) -> str:
         lines.append(wave_line(wave))
     if doc.drift_turns:
         lines.append(f"drift    {doc.drift_turns} turn(s) flagged (see summary.csv after export)")
+    lines += _review(doc)
     return "\n".join(lines)
+
+
+def _review(doc: BatchStatus) -> list[str]:
+    """The sessions with a weak quality verdict, by id and turn (at most REVIEW_LISTED)."""
+    if not doc.review_sessions:
+        return []
+    turns = {s.session_id: " ".join(s.review) for s in doc.sessions}
+    listed = [f"  {sid}  turn {turns.get(sid, '')}" for sid in doc.review_sessions[:REVIEW_LISTED]]
+    more = len(doc.review_sessions) - REVIEW_LISTED
+    tail = [f"  ... and {more} more (review column of summary.csv)"] if more > 0 else []
+    return [f"review   {len(doc.review_sessions)} session(s) need a look:", *listed, *tail]

@@ -120,6 +120,11 @@ def turn_problems(
             sizes.append(len(image))
         except InvalidSpec as exc:
             problems.append(Problem((*loc, "images", j), exc.message))
+    if turn.mask:
+        try:
+            read_reference_image(resolve_image(base_dir, turn.mask), turn.mask, limits)
+        except InvalidSpec as exc:
+            problems.append(Problem((*loc, "mask"), exc.message))
     return problems, tuple(sizes)
 
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
+from producer import quality_view
 from shared.models import SessionStatus, TurnStatus
 from shared.sessions import SessionSnapshot
+from shared.verdicts import AXES
 
 STYLE = """
 body { font: 14px/1.45 system-ui, sans-serif; margin: 2rem auto; max-width: 1100px; color: #222; }
@@ -20,7 +22,9 @@ table { border-collapse: collapse; margin: .6rem 0; } td, th { padding: .2rem .8
 .prompt { white-space: pre-wrap; }
 .badge { display: inline-block; padding: 0 .45rem; border-radius: .6rem; font-size: .8rem; }
 .drift { background: #fbe3b8; color: #7a4a00; }
+.qtable th, .qtable td { border-bottom: 1px solid #eee; padding: .35rem .8rem .35rem 0; }
 """
+STYLE += quality_view.STYLE
 NONE = "\u2013"  # an en dash for empty cells
 TIMES = "\u00d7"
 TOKEN_FIELDS = (
@@ -50,15 +54,28 @@ def _error(turn: TurnStatus) -> str:
 
 
 def quality(turn: TurnStatus) -> str:
-    """`SSIM 0.931 · changed 12.0 %` and a drift badge, from the turn's stored metrics."""
+    """`SSIM 0.931 · changed 12.0 %` and the four verdict badges, from the turn's quality row."""
     metrics = turn.metrics
-    if "ssim" not in metrics:
+    if "ssim" not in metrics or turn.quality is None:
         return NONE
     text = f"SSIM {metrics['ssim']:.3f} · changed {metrics.get('changed_fraction', 0.0):.1%}"
-    if metrics.get("drift", 0.0) >= 1.0:
-        title = "the prompt asked to keep everything else, but the framing changed"
-        return f'{escape(text)} <span class="badge drift" title="{title}">drift</span>'
-    return escape(text)
+    badges = " ".join(f"{name} {quality_view.badge(getattr(turn.quality, name))}" for name in AXES)
+    return f"{escape(text)}<br>{badges}"
+
+
+def quality_table(status: SessionStatus) -> str:
+    """The source article's table: one row per transition, four verdicts with their numbers."""
+    rows = [
+        f"<tr><th>{t.index - 1} → {t.index}</th>{quality_view.row_cells(t.quality)}</tr>"
+        for t in status.turns
+        if t.index > 1
+    ]
+    if not rows:
+        return ""
+    return (
+        '<h2>Quality per transition</h2><table class="qtable"><tr><th>turns</th>'
+        f"{quality_view.header()}</tr>{''.join(rows)}</table>"
+    )
 
 
 def _turn(turn: TurnStatus, name: str | None) -> str:
@@ -95,15 +112,19 @@ def _totals(status: SessionStatus) -> str:
     done = sum(1 for t in status.turns if t.image is not None)
     latency = sum(t.latency_s or 0.0 for t in status.turns)
     tokens = sum(int(t.usage.get("totalTokenCount", 0) or 0) for t in status.turns)
-    drifted = [str(t.index) for t in status.turns if t.metrics.get("drift", 0.0) >= 1.0]
-    drift = f'<span class="badge drift">turn {", ".join(drifted)}</span>' if drifted else NONE
+    flagged = [
+        f"turn {t.index}: {quality_view.flagged(t.quality)}"
+        for t in status.turns
+        if quality_view.flagged(t.quality)
+    ]
+    look = f'<span class="badge drift">{escape("; ".join(flagged))}</span>' if flagged else NONE
     rows = [
         _row("state", f'<span class="state-{status.state.value}">{status.state.value}</span>'),
         _row("turns", f"{done} of {len(status.turns)} with an image"),
         _row("cost", f"${status.cost_usd:.4f}"),
         _row("API time", f"{latency:.1f} s"),
         _row("tokens", f"{tokens:,}"),
-        _row("framing drift", drift),
+        _row("needs a look", look),
     ]
     return f"<table>{''.join(rows)}</table>"
 
@@ -122,5 +143,5 @@ def render_html(
         f"<body><h1>Session {escape(status.session_id)}</h1>"
         f'<p class="muted">{escape(status.model)} · created {record.created_at:%Y-%m-%d %H:%M} UTC'
         f'{lineage} · <a href="status.json">status.json</a></p>'
-        f"{_totals(status)}{strip}{turns}</body></html>\n"
+        f"{_totals(status)}{strip}{quality_table(status)}{turns}</body></html>\n"
     )

@@ -8,6 +8,7 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.catalog import DEFAULT_MODEL
+from shared.verdicts import QualityThresholds
 
 DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_STORE_URL = "file://./editqueue-data"
@@ -55,6 +56,7 @@ class Settings(BaseSettings):
         extra="ignore",
         frozen=True,
         populate_by_name=True,
+        env_nested_delimiter="__",  # EDITQUEUE_QUALITY__DRIFT_SHIFT_GOOD=0.05
     )
 
     broker_url: str = DEFAULT_BROKER_URL
@@ -133,6 +135,8 @@ class Settings(BaseSettings):
     operator_tenant: str | None = Field(
         default=None, description="a tenant of EDITQUEUE_API_TOKENS that sees every session"
     )
+    # quality verdicts (shared/verdicts.py): the limits of strong and good per check
+    quality: QualityThresholds = Field(default_factory=QualityThresholds)
 
     @property
     def call_timeout_s(self) -> float:

@@ -9,6 +9,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from shared.verdicts import QualityRow
+
 SESSION_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 # How a session id is stored: a tenant's client-chosen id is kept as `tenant.id` (client ids and
 # tenant names never hold a dot), so the same id chosen in two tenants names two sessions.
@@ -136,6 +138,7 @@ class TurnSpec(Strict):
 
     prompt: str
     images: list[str] = Field(default_factory=list)
+    mask: str | None = None  # an image: white where this turn's edit may change pixels
     image_size: str | None = None
     aspect_ratio: str | None = None
 
@@ -215,6 +218,7 @@ class TurnRequest(Strict):
     index: int = Field(ge=1)
     prompt: str
     images: list[BlobRef] = Field(default_factory=list)
+    mask: BlobRef | None = None  # the edit region for the quality table; never sent to the API
     image_size: str | None = None
     aspect_ratio: str | None = None
     revision: int = Field(default=1, ge=1)  # bumped by `retry --prompt`
@@ -321,7 +325,8 @@ class TurnStatus(Strict):
     prompt: str = ""
     waiting_reason: str | None = None
     due_at: float | None = None
-    metrics: dict[str, float] = Field(default_factory=dict)  # ssim, changed_fraction, drift
+    metrics: dict[str, float] = Field(default_factory=dict)  # shared/quality.py's numbers
+    quality: QualityRow | None = None  # the verdicts against turn n-1 (shared/verdicts.py)
     tier: Tier | None = None  # the tier that billed a committed turn
 
 

@@ -1,116 +1,257 @@
-"""Quality signals for a transition n-1 -> n: structural similarity, changed area, framing drift.
+"""The numbers behind the quality table of a transition n-1 -> n (verdicts: shared/verdicts.py).
 
-Both images are decoded at a reduced size (JPEG `draft()` lets libjpeg scale while decoding, so a
-4K image is never decoded at full size) and compared at ANALYSIS_LONG_SIDE_PX on their longer side.
-When the sizes differ, turn n-1 is resized to turn n's analysis size (a changed aspect ratio is a
-change of framing, and the stretch shows as low similarity).
+Each image is decoded once at a reduced size (JPEG `draft()` lets libjpeg scale while decoding, so a
+4K image is never decoded at full size) and looked at on two scales of its longer side:
 
-- `ssim`: scikit-image's structural similarity of the grayscale images (1.0 = identical).
-- `changed_fraction`: the share of pixels where some RGB channel moved by more than
-  CHANGED_LEVEL of 255 levels (12.5 %): above JPEG and re-rendering noise, below a repaint.
-- `drift`: 1.0 when the prompt asks to keep everything else ("keep all else", "preserve", ...)
-  but the structure did not survive (SSIM below DRIFT_SSIM_BELOW, or nearly every pixel changed).
-  A lighting change moves colours, not structure, so it is not drift.
+- DETAIL_LONG_SIDE_PX to twice that (whatever whole-factor reduction gets there: 688 px for the
+  API's 2K and 4K sizes): ORB features and the homography n-1 -> n (shared/geometry.py),
+  sharpness and noise (a blur of a few 2K pixels is still visible here);
+- PIXEL_LONG_SIDE_PX: the ΔE2000 change map, the edit region, SSIM and colour shifts.
+
+Geometry comes first: when the camera moved, turn n-1 is warped into turn n's frame before any
+pixel is compared, so a zoom shows as a zoom (drift), not as "everything changed". Only the pixels
+the warped frame covers are compared. When the prompt asks for new lighting or a new look, turn
+n-1's colours are first fitted to turn n's (per channel, least squares), so the change map shows
+what moved beyond the requested global change; the colour shift outside the edit is still reported.
 """
 
 from __future__ import annotations
 
 import io
-import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, cast
 
+import cv2
 import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 from skimage.metrics import structural_similarity
 
-# 256 px keeps the per-turn CPU small (a 2-core worker at 25 turns/s): at 512 px SSIM was ~20 ms
-# of ~24 ms worker CPU per turn and cost the makespan benchmark 10 % efficiency.
-ANALYSIS_LONG_SIDE_PX = 256
+from shared import colours, regions, sharpness
+from shared.geometry import Camera, Matrix, camera_change, coverage, rescaled, warp
+from shared.intent import asks_for_a_new_look, asks_to_reframe, keeps_the_rest
+
+DETAIL_LONG_SIDE_PX = 512
+# 256 px keeps the per-turn CPU small: the ΔE2000 map and SSIM grow with the pixel count.
+PIXEL_LONG_SIDE_PX = 256
 SSIM_WINDOW_PX = 7  # scikit-image's default
-CHANGED_LEVEL = 32
-DRIFT_SSIM_BELOW = 0.5
-DRIFT_CHANGED_ABOVE = 0.95
-KEEP_THE_REST = re.compile(
-    r"keep (?:all|everything|the rest)(?: else)?"
-    r"|no (?:further|other) changes?"
-    r"|preserv(?:e|es|ing)"
-    r"|unchanged",
-    re.IGNORECASE,
-)
+# Below these the camera did not move: comparing unwarped pixels avoids interpolation blur.
+WARP_ABOVE = {"scale": 0.004, "shift": 0.004, "rotation_deg": 0.2, "aspect": 0.004}
+MIN_COLOUR_PIXELS = 20
 
 Pixels = NDArray[np.uint8]
+Mask = NDArray[np.bool_]
 _ssim = cast(Callable[..., Any], structural_similarity)  # scikit-image ships no annotations
 
 
-def analysis_size(
-    width: int, height: int, long_side: int = ANALYSIS_LONG_SIDE_PX
-) -> tuple[int, int]:
-    """The size an image is compared at: its aspect ratio, `long_side` on the longer side."""
+def analysis_size(width: int, height: int, long_side: int) -> tuple[int, int]:
+    """The size an image is looked at: its aspect ratio, at most `long_side` on the longer side."""
     scale = min(1.0, long_side / max(width, height, 1))
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
-def decode_reduced(data: bytes, size: tuple[int, int] | None = None) -> Image.Image:
-    """RGB pixels at `size` (default: the analysis size of the image's own aspect ratio)."""
+def decode_reduced(data: bytes, long_side: int = DETAIL_LONG_SIDE_PX) -> Pixels:
+    """RGB pixels with `long_side` to twice that on the longer side (reduced by whole factors,
+    which JPEG's draft mode and Pillow's box `reduce` do quickly)."""
     with Image.open(io.BytesIO(data)) as image:
-        target = size or analysis_size(*image.size)
-        image.draft("RGB", target)  # JPEG only: decode at 1/2, 1/4 or 1/8 scale
+        image.draft("RGB", analysis_size(*image.size, long_side))  # JPEG: 1/2, 1/4 or 1/8 scale
         rgb = image.convert("RGB")
-    if rgb.size != target:
-        rgb = rgb.resize(target, Image.Resampling.BILINEAR, reducing_gap=2.0)
-    return rgb
+    factor = max(rgb.size) // long_side
+    if factor > 1:
+        rgb = rgb.reduce(factor)
+    return np.asarray(rgb, dtype=np.uint8)
 
 
-def _pixels(image: Image.Image) -> Pixels:
-    return np.asarray(image, dtype=np.uint8)
+def resized(pixels: Pixels, size: tuple[int, int]) -> Pixels:
+    """Pixels at `size` (width, height), area-averaged when shrinking."""
+    if (pixels.shape[1], pixels.shape[0]) == size:
+        return pixels
+    return np.asarray(cv2.resize(pixels, size, interpolation=cv2.INTER_AREA), dtype=np.uint8)
 
 
-def _window(width: int, height: int) -> int:
-    """SSIM's window: 7 px, or the largest odd size a tiny image allows."""
-    side = min(SSIM_WINDOW_PX, width, height)
-    return max(1, side if side % 2 else side - 1)
+def _scaled(pixels: Pixels, long_side: int) -> Pixels:
+    return resized(pixels, analysis_size(pixels.shape[1], pixels.shape[0], long_side))
 
 
-def compare(previous: Image.Image, current: Image.Image) -> dict[str, float]:
-    """SSIM and changed fraction of two RGB images of the same size."""
-    # float32, not the float64 scikit-image makes of uint8: half the CPU (every turn pays it),
-    # and the same SSIM to far below the 4 decimals kept.
-    gray_prev = _pixels(previous.convert("L")).astype(np.float32)
-    gray_cur = _pixels(current.convert("L")).astype(np.float32)
-    window = _window(*current.size)
-    ssim = float(_ssim(gray_prev, gray_cur, data_range=255, win_size=window))
-    delta = np.abs(_pixels(previous).astype(np.int16) - _pixels(current).astype(np.int16))
-    moved = delta > CHANGED_LEVEL
-    # Channel by channel: a reduction over the last axis of 3 is ten times slower.
-    changed = float(np.mean(moved[..., 0] | moved[..., 1] | moved[..., 2]))
-    return {"ssim": round(ssim, 4), "changed_fraction": round(changed, 4)}
+def _gray(rgb: Pixels) -> Pixels:
+    return np.asarray(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), dtype=np.uint8)
 
 
-def transition_metrics(previous: bytes, current: bytes) -> dict[str, float]:
-    """`{"ssim", "changed_fraction"}` of turn n (`current`) against turn n-1 (`previous`)."""
+def _size(pixels: Pixels) -> tuple[int, int]:
+    return pixels.shape[1], pixels.shape[0]
+
+
+@dataclass(frozen=True)
+class Pair:
+    """Turn n-1 drawn in turn n's frame, turn n, and the pixels both cover (None = all)."""
+
+    previous: Pixels
+    current: Pixels
+    valid: Mask | None
+
+
+def _moved(camera: Camera) -> bool:
+    change = {
+        "scale": abs(camera.scale - 1.0),
+        "shift": camera.shift,
+        "rotation_deg": abs(camera.rotation_deg),
+        "aspect": abs(camera.aspect - 1.0),
+    }
+    return any(change[name] > limit for name, limit in WARP_ABOVE.items())
+
+
+def aligned(previous: Pixels, current: Pixels, camera: Camera, geo_widths: tuple[int, int]) -> Pair:
+    """`previous` in `current`'s frame (warped when the camera moved, else resized)."""
+    size = _size(current)
+    same_aspect = abs(previous.shape[1] / previous.shape[0] - size[0] / size[1]) < 0.01
+    if camera.homography is None or (same_aspect and not _moved(camera)):
+        return Pair(resized(previous, size), current, None)
+    into = geo_widths[0] / previous.shape[1]
+    out = size[0] / geo_widths[1]
+    matrix = rescaled(camera.homography, into, out)
+    valid = coverage(matrix, _size(previous), size)
+    return Pair(warp(previous, matrix, size), current, ~regions.grow(~valid, 1))
+
+
+def _lab_pair(pair: Pair, new_look: bool) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+    previous = _fitted(pair.previous, pair.current, pair.valid) if new_look else pair.previous
+    return colours.to_lab(previous), colours.to_lab(pair.current)
+
+
+def _fitted(previous: Pixels, current: Pixels, valid: Mask | None) -> Pixels:
+    """`previous` with each channel mapped by the least-squares line onto `current`'s."""
+    chosen = np.ones(previous.shape[:2], bool) if valid is None else valid
+    out = np.empty(previous.shape, dtype=np.float32)
+    for channel in range(3):
+        x = previous[..., channel].astype(np.float32)
+        slope, offset = np.polyfit(x[chosen], current[..., channel][chosen].astype(np.float32), 1)
+        out[..., channel] = x * slope + offset
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def _mean(values: NDArray[Any]) -> float | None:
+    return float(values.mean()) if values.size else None
+
+
+def _preservation(
+    pair: Pair, new_look: bool, mask: bytes | None
+) -> tuple[dict[str, float], Mask, Mask]:
+    """Change map, region, and the preservation numbers; also returns (region, changed)."""
+    lab_prev, lab_cur = _lab_pair(pair, new_look)
+    structural = colours.delta_e(lab_prev, lab_cur)
+    raw = structural if not new_look else colours.delta_e(colours.to_lab(pair.previous), lab_cur)
+    valid = np.ones(structural.shape, bool) if pair.valid is None else pair.valid
+    changed = regions.changed_map(structural) & valid
+    region = (
+        regions.mask_region(mask, _size(pair.current))
+        if mask
+        else regions.estimated_region(changed)
+    )
+    inside, outside = region & valid, ~region & valid
+    window = min(SSIM_WINDOW_PX, *pair.current.shape[:2]) | 1
+    gray_prev, gray_cur = (_gray(p).astype(np.float32) for p in (pair.previous, pair.current))
+    mssim, ssim_map = _ssim(gray_prev, gray_cur, data_range=255, win_size=window, full=True)
+    numbers: dict[str, float | None] = {
+        "ssim": float(mssim),
+        "changed_fraction": _mean(changed[valid]),
+        "region_fraction": _mean(region[valid]),
+        "region_from_mask": 1.0 if mask else 0.0,
+        "changed_inside": _mean(changed[inside]),
+        "changed_outside": _mean(changed[outside]),
+        "ssim_outside": _mean(np.asarray(ssim_map)[outside]),
+        "de_mean_outside": _mean(raw[outside]),
+        "de_p95_outside": float(np.percentile(raw[outside], 95)) if outside.any() else None,
+    }
+    kept = {k: round(v, 4) for k, v in numbers.items() if v is not None}
+    return kept, region, changed
+
+
+def _precision(prompt: str, current: Pixels, region: Mask, changed: Mask) -> dict[str, float]:
+    """ΔE2000 between the colour the prompt names and the median of the pixels that changed."""
+    named = colours.named_colour(prompt)
+    if named is None:
+        return {}
+    painted = region & changed
+    if painted.sum() < MIN_COLOUR_PIXELS:
+        painted = region  # nothing changed: how far the region is from the colour asked for
+    if painted.sum() < MIN_COLOUR_PIXELS:
+        return {}
+    labs = colours.to_lab(current[painted][None, :, :])[0]
+    return {"colour_de": round(colours.delta_e_to(labs, named[1]), 3)}
+
+
+def _degradation(
+    previous: Pixels, current: Pixels, touched: Mask, camera: Camera
+) -> dict[str, float]:
+    """Sharpness and noise of turn n against turn n-1 over the pixels the edit left alone.
+
+    Neither image is warped (interpolation would soften one of them): when the camera moved, the
+    untouched area is mapped back into turn n-1's own pixels instead.
+    """
+    size = _size(current)
+    keep = ~regions.grow(touched, 1)
+    keep_cur = cv2.resize(keep.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
+    if camera.homography is not None and _moved(camera):
+        back: Matrix = np.linalg.inv(camera.homography).astype(np.float64)
+        keep_prev = warp(keep_cur.astype(np.uint8), back, _size(previous)) > 0
+    else:
+        previous, keep_prev = resized(previous, size), keep_cur
+    prev, cur = _gray(previous), _gray(current)
+    return {
+        "sharpness_ratio": round(
+            sharpness.ratio(
+                sharpness.sharpness(cur, keep_cur), sharpness.sharpness(prev, keep_prev)
+            ),
+            4,
+        ),
+        "noise_ratio": round(
+            sharpness.ratio(sharpness.noise(cur, keep_cur), sharpness.noise(prev, keep_prev)), 4
+        ),
+    }
+
+
+def image_metrics(detail: Pixels) -> dict[str, float]:
+    """Sharpness and noise of one image at its detail size (the session's trend uses these)."""
+    gray = _gray(detail)
+    return {
+        "sharpness": round(sharpness.sharpness(gray), 3),
+        "noise": round(sharpness.noise(gray), 4),
+    }
+
+
+def intent_metrics(prompt: str) -> dict[str, float]:
+    """What the prompt asks for, stored beside the numbers the verdicts weigh it against."""
+    return {
+        "keeps_rest": float(keeps_the_rest(prompt)),
+        "asks_reframe": float(asks_to_reframe(prompt)),
+        "asks_new_look": float(asks_for_a_new_look(prompt)),
+    }
+
+
+def transition_metrics(
+    prompt: str, previous: Pixels, current: Pixels, mask: bytes | None = None
+) -> dict[str, float]:
+    """Every number of the transition from decoded (detail-size) turn n-1 to turn n."""
+    camera = camera_change(_gray(previous), _gray(current))
+    widths = (previous.shape[1], current.shape[1])
+    small = aligned(
+        _scaled(previous, PIXEL_LONG_SIDE_PX), _scaled(current, PIXEL_LONG_SIDE_PX), camera, widths
+    )
+    numbers, region, changed = _preservation(small, asks_for_a_new_look(prompt), mask)
+    numbers |= camera.numbers()
+    numbers |= _precision(prompt, small.current, region, changed)
+    touched = region | changed if small.valid is None else region | changed | ~small.valid
+    numbers |= _degradation(previous, current, touched, camera)
+    return numbers | intent_metrics(prompt)
+
+
+def turn_metrics(
+    prompt: str, previous: bytes | None, current: bytes, mask: bytes | None = None
+) -> dict[str, float]:
+    """The metrics stored with turn n (turn 1, without a predecessor: the image's own)."""
     cur = decode_reduced(current)
-    prev = decode_reduced(previous, cur.size)
-    return compare(prev, cur)
-
-
-def asks_to_keep_the_rest(prompt: str) -> bool:
-    """True when the prompt asks to leave everything but the edit alone."""
-    return KEEP_THE_REST.search(prompt) is not None
-
-
-def is_drift(prompt: str, metrics: dict[str, float]) -> bool:
-    """A "keep all else" turn whose structure did not survive the edit."""
-    if not asks_to_keep_the_rest(prompt):
-        return False
-    ssim = metrics.get("ssim", 1.0)
-    changed = metrics.get("changed_fraction", 0.0)
-    return ssim < DRIFT_SSIM_BELOW or changed > DRIFT_CHANGED_ABOVE
-
-
-def turn_metrics(prompt: str, previous: bytes, current: bytes) -> dict[str, float]:
-    """The metrics stored with turn n: SSIM, changed fraction and the drift flag (0.0 or 1.0)."""
-    metrics = transition_metrics(previous, current)
-    metrics["drift"] = 1.0 if is_drift(prompt, metrics) else 0.0
-    return metrics
+    numbers = image_metrics(cur)
+    if previous is None:
+        return numbers
+    return numbers | transition_metrics(prompt, decode_reduced(previous), cur, mask)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from shared.colours import named_colour
 from shared.coordination import LiveTurn
 from shared.models import ParkRecord, SessionState, SessionStatus, TurnState, TurnStatus
 from shared.sessions import SessionSnapshot
+from shared.verdicts import QualityRow, QualityThresholds, assess
+
+DEFAULT_THRESHOLDS = QualityThresholds()
 
 
 def _current_failure(snap: SessionSnapshot, index: int) -> bool:
@@ -38,7 +42,36 @@ def turn_state(snap: SessionSnapshot, index: int, live: LiveTurn | None) -> Turn
     return TurnState.QUEUED if predecessor_done else TurnState.WAITING
 
 
-def turn_status(snap: SessionSnapshot, index: int, live: LiveTurn | None) -> TurnStatus:
+def quality_row(
+    snap: SessionSnapshot, index: int, thresholds: QualityThresholds = DEFAULT_THRESHOLDS
+) -> QualityRow | None:
+    """Turn n's verdicts against turn n-1 from its stored numbers, or None."""
+    result, request = snap.results.get(index), snap.requests.get(index)
+    if result is None or request is None:
+        return None
+    colour = named_colour(request.prompt)
+    return assess(
+        result.metrics, colour[0] if colour else None, detail_trend(snap, index), thresholds
+    )
+
+
+def detail_trend(snap: SessionSnapshot, index: int) -> float | None:
+    """The product of turns 2..n's detail ratios (None unless all of them are known)."""
+    trend = 1.0
+    for n in range(2, index + 1):
+        result = snap.results.get(n)
+        if result is None or "sharpness_ratio" not in result.metrics:
+            return None
+        trend *= result.metrics["sharpness_ratio"]
+    return trend
+
+
+def turn_status(
+    snap: SessionSnapshot,
+    index: int,
+    live: LiveTurn | None,
+    thresholds: QualityThresholds = DEFAULT_THRESHOLDS,
+) -> TurnStatus:
     """The status document's entry for turn n."""
     state = turn_state(snap, index, live)
     request = snap.requests[index]
@@ -56,6 +89,7 @@ def turn_status(snap: SessionSnapshot, index: int, live: LiveTurn | None) -> Tur
             prompt=request.prompt,
             metrics=result.metrics,
             tier=result.tier,
+            quality=quality_row(snap, index, thresholds),
         )
     failure = snap.failures.get(index) if state is TurnState.FAILED else None
     park = current_park(snap, index) if state is TurnState.WAITING else None
@@ -102,9 +136,13 @@ def session_state(turns: list[TurnStatus], cancelled: bool) -> SessionState:
     return SessionState.QUEUED
 
 
-def build_status(snap: SessionSnapshot, live: dict[int, LiveTurn]) -> SessionStatus:
-    """The status document for one session."""
-    turns = [turn_status(snap, n, live.get(n)) for n in sorted(snap.requests)]
+def build_status(
+    snap: SessionSnapshot,
+    live: dict[int, LiveTurn],
+    thresholds: QualityThresholds = DEFAULT_THRESHOLDS,
+) -> SessionStatus:
+    """The status document for one session (quality verdicts judged by `thresholds`)."""
+    turns = [turn_status(snap, n, live.get(n), thresholds) for n in sorted(snap.requests)]
     return SessionStatus(
         session_id=snap.record.session_id,
         state=session_state(turns, snap.cancelled),

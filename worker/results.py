@@ -47,15 +47,15 @@ def image_info(ref: BlobRef, data: bytes) -> ImageInfo:
 
 
 def quality_metrics(
-    blobs: BlobCache, previous: TurnResult | None, prompt: str, current: bytes
+    blobs: BlobCache, previous: TurnResult | None, request: TurnRequest, current: bytes
 ) -> dict[str, float]:
-    """SSIM, changed fraction and drift against turn n-1's image; {} for turn 1 or on error."""
-    if previous is None:
-        return {}
+    """The quality table's numbers against turn n-1's image (turn 1: its own); {} on error."""
     try:
-        return turn_metrics(prompt, blobs.read(previous.image.blob), current)
+        before = blobs.read(previous.image.blob) if previous is not None else None
+        mask = blobs.read(request.mask.sha256) if request.mask is not None else None
+        return turn_metrics(request.prompt, before, current, mask)
     except Exception:  # a quality signal must never fail or block a paid-for turn
-        log.warning("quality metrics failed for turn %d", previous.index + 1, exc_info=True)
+        log.warning("quality metrics failed for turn %d", request.index, exc_info=True)
         return {}
 
 
@@ -92,6 +92,6 @@ def build_result(
         cost_usd=cost_usd,
         request_revision=request.revision,
         committed_at=now,
-        metrics=quality_metrics(blobs, previous, request.prompt, chosen.image),
+        metrics=quality_metrics(blobs, previous, request, chosen.image),
         tier=Tier(tier) if tier else None,
     )

@@ -1,7 +1,8 @@
 """The gallery page: the evolution strip of a session, server-rendered, refreshed by a little JS.
 
-Each turn shows its image, prompt, state, latency, cost and the drift flag. While the session is
-queued or running the script polls the status JSON and, when a turn changed, swaps in the freshly
+Each turn shows its image, prompt, state, latency, cost and the quality verdicts against the turn
+before (preservation, precision, drift, quality, with their numbers). While the session is queued
+or running the script polls the status JSON and, when a turn changed, swaps in the freshly
 rendered strip. Every image gets `data-loaded="1"` once it has loaded (tests and people can see
 which did not).
 """
@@ -10,8 +11,10 @@ from __future__ import annotations
 
 from html import escape
 
+from producer import quality_view
 from producer.web.schemas import SessionView, TurnView
 from shared.models import SessionState
+from shared.verdicts import AXES
 
 POLL_MS = 2000
 NONE = "\u2013"
@@ -34,7 +37,9 @@ dt { color: #777; } dd { margin: 0; } figcaption { margin-top: .4rem; }
 .state-running, .state-queued { color: #a66b00; }
 .badge { border-radius: 3px; padding: 0 .35rem; font-size: 12px; }
 .drift { background: #fbe3b8; color: #7a4a00; }
+.nums { font-size: 12px; }
 """
+STYLE += quality_view.STYLE
 
 SCRIPT = """
 (function () {
@@ -82,14 +87,14 @@ def signature(view: SessionView) -> str:
     return f"{view.state.value}:{turns}"
 
 
-def _drift(turn: TurnView) -> str:
-    metrics = turn.metrics
-    if metrics.get("drift", 0.0) < 1.0:
-        return "no" if "drift" in metrics else NONE
-    title = (
-        f"SSIM {metrics.get('ssim', 0.0):.3f}, changed {metrics.get('changed_fraction', 0.0):.1%}"
+def _quality(turn: TurnView) -> str:
+    """A `<dt>/<dd>` pair per quality axis (nothing for turn 1)."""
+    if turn.quality is None:
+        return ""
+    return "".join(
+        f"<dt>{name}</dt><dd>{quality_view.cell(name, getattr(turn.quality, name))}</dd>"
+        for name in AXES
     )
-    return f'<span class="badge drift" title="{escape(title)}">drift</span>'
 
 
 def _picture(turn: TurnView) -> str:
@@ -115,7 +120,7 @@ def _turn(turn: TurnView) -> str:
         f'<dt>state</dt><dd class="state-{state}">{state}</dd>'
         f"<dt>latency</dt><dd>{latency}</dd>"
         f"<dt>cost</dt><dd>${turn.cost_usd:.4f}</dd>"
-        f"<dt>drift</dt><dd>{_drift(turn)}</dd>{error}</dl></figcaption></figure>"
+        f"{_quality(turn)}{error}</dl></figcaption></figure>"
     )
 
 

@@ -6,7 +6,7 @@ import hashlib
 import io
 
 import pytest
-from PIL import Image, ImageChops, ImageStat
+from PIL import Image, ImageChops, ImageFilter, ImageStat
 
 from emulator import EmulatorConfig, start_emulator
 from emulator.imaging import Target, derive_image
@@ -92,17 +92,69 @@ def _mean(image: Image.Image, box: tuple[int, int, int, int]) -> list[float]:
     return ImageStat.Stat(image.crop(box)).mean
 
 
-def test_a_hex_colour_in_the_prompt_tints_the_walls_towards_it() -> None:
+def test_a_hex_colour_in_the_prompt_paints_the_walls_and_nothing_else() -> None:
     target = Target(profile_for(NB2), "16:9", "1K")
     base = derive_image(None, "a room", target)
-    tinted = derive_image(base.data, "paint the walls #20C040", target)
-    wall = (100, 20, 500, 200)
-    before, after = _mean(_open(base.data), wall), _mean(_open(tinted.data), wall)
+    painted = derive_image(base.data, "paint the walls #20C040", target)
+    wall, window, sofa = (100, 20, 500, 200), (850, 120, 1150, 350), (250, 450, 650, 550)
+    before, after = _open(base.data), _open(painted.data)
     colour = (0x20, 0xC0, 0x40)
-    distance_before = sum((b - c) ** 2 for b, c in zip(before, colour, strict=True)) ** 0.5
-    distance_after = sum((a - c) ** 2 for a, c in zip(after, colour, strict=True)) ** 0.5
-    assert distance_before - distance_after > 10
-    assert distance_after > 0.5 * distance_before  # modest: one turn does not repaint the wall
+    assert all(abs(a - c) < 4 for a, c in zip(_mean(after, wall), colour, strict=True))
+    for untouched in (window, sofa):
+        moved = [
+            abs(a - b)
+            for a, b in zip(_mean(after, untouched), _mean(before, untouched), strict=True)
+        ]
+        assert max(moved) < 3
+
+
+@pytest.mark.parametrize(
+    ("fault", "check"),
+    [
+        ("frame_zoom", "moved"),
+        ("frame_pan", "moved"),
+        ("colour_cast", "bluer_drops"),
+        ("blur", "softer"),
+        ("edit_spill", "floor_painted"),
+        ("colour_off", "wall_off"),
+    ],
+)
+def test_image_faults_build_their_flaw_into_an_otherwise_normal_edit(
+    fault: str, check: str
+) -> None:
+    target = Target(profile_for(NB2), "16:9", "1K")
+    base = derive_image(None, "a room", target)
+    prompt = "paint the walls #20C040"
+    clean = _open(derive_image(base.data, prompt, target).data)
+    flawed = _open(derive_image(base.data, prompt, target, fault).data)
+    floor_patch = (1050, 570, 1300, 700)
+    if check == "moved":  # the sofa's left edge is somewhere else
+        assert ImageChops.difference(clean, flawed).getbbox() is not None
+        assert (
+            abs(_mean(flawed, (150, 450, 200, 550))[0] - _mean(clean, (150, 450, 200, 550))[0]) > 5
+        )
+    elif check == "bluer_drops":
+        assert _mean(clean, (0, 0, 1376, 700))[2] - _mean(flawed, (0, 0, 1376, 700))[2] > 10
+    elif check == "softer":
+        edges = [
+            ImageStat.Stat(i.convert("L").filter(ImageFilter.FIND_EDGES)).var[0]
+            for i in (clean, flawed)
+        ]
+        assert edges[1] < 0.5 * edges[0]
+    elif check == "floor_painted":
+        assert (
+            max(
+                abs(a - b)
+                for a, b in zip(_mean(flawed, floor_patch), (0x20, 0xC0, 0x40), strict=True)
+            )
+            < 4
+        )
+    else:
+        off = [
+            abs(a - c)
+            for a, c in zip(_mean(flawed, (100, 20, 500, 200)), (0x20, 0xC0, 0x40), strict=True)
+        ]
+        assert 6 < max(off) < 20
 
 
 def test_evening_words_darken_and_warm_the_scene() -> None:

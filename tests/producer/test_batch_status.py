@@ -96,6 +96,7 @@ def test_a_csv_row_has_every_column_in_order() -> None:
         failures=["blocked:prompt blocked"],
         drift_turns=[3, 4],
         tier="batch",
+        review=["3:drift", "4:drift,quality"],
     )
 
     assert csv_row(summary) == [
@@ -108,6 +109,7 @@ def test_a_csv_row_has_every_column_in_order() -> None:
         "blocked:prompt blocked",
         "3 4",
         "batch",
+        "3:drift 4:drift,quality",
     ]
 
 

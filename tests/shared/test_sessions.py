@@ -261,6 +261,7 @@ def test_stored_objects_are_json_with_every_field(
         "index": 1,
         "prompt": "p",
         "images": [],
+        "mask": None,
         "image_size": None,
         "aspect_ratio": None,
         "revision": 1,

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import io
 import random
 from datetime import UTC, datetime
 from pathlib import Path
 
-from shared.models import ImageInfo, TurnResult
+import pytest
+from PIL import Image
+
+from shared.models import BlobRef, ImageInfo, TurnRequest, TurnResult
+from shared.status import build_status
 from tests.worker.conftest import answer, jpeg, make_world
 from worker.results import quality_metrics
 from worker.turn import Outcome, TurnRunner
 
 
-def test_turn_two_stores_ssim_changed_fraction_and_drift_against_turn_one(tmp_path: Path) -> None:
+def test_turn_two_stores_the_quality_table_numbers_against_turn_one(tmp_path: Path) -> None:
     world = make_world(tmp_path, [answer(jpeg((120, 140, 120))), answer(jpeg((230, 30, 30)))])
     sid = world.session(["a room", "Paint it red. Keep all else exactly."])
     runner = TurnRunner(world.services, owner="w1", rng=random.Random(1))
@@ -21,11 +26,40 @@ def test_turn_two_stores_ssim_changed_fraction_and_drift_against_turn_one(tmp_pa
     assert runner.run(sid, 2, attempt=1) is Outcome.COMMITTED
 
     first, second = world.repo.result(sid, 1), world.repo.result(sid, 2)
-    assert first is not None and first.metrics == {}
+    assert first is not None and set(first.metrics) == {"sharpness", "noise"}
     assert second is not None
-    assert set(second.metrics) == {"ssim", "changed_fraction", "drift"}
     assert second.metrics["changed_fraction"] == 1.0  # every pixel went from sage to red
-    assert second.metrics["drift"] == 1.0
+    assert second.metrics["aligned"] == 0.0  # two flat frames have no features to match
+    assert second.metrics["keeps_rest"] == 1.0
+    row = build_status(world.repo.snapshot(sid), {}).turns[1].quality
+    assert row is not None
+    assert (row.preservation.verdict, row.drift.verdict) == ("weak", "weak")
+
+
+def test_a_turn_with_a_mask_measures_inside_and_outside_it(tmp_path: Path) -> None:
+    before = jpeg((120, 140, 120), (320, 180))
+    after = Image.new("RGB", (320, 180), (120, 140, 120))
+    after.paste((230, 30, 30), (0, 0, 160, 180))  # the left half, as the mask allows
+    world = make_world(tmp_path, [answer(before), answer(encoded(after))])
+    sid = world.session(["a room", "Paint the left wall red. Keep all else exactly."])
+    mask = Image.new("L", (32, 18), 0)
+    mask.paste(255, (0, 0, 16, 18))
+    ref = BlobRef(
+        sha256=world.services.blobs.put(encoded(mask)), size_bytes=1, mime_type="image/png"
+    )
+    request = world.repo.request(sid, 2)
+    assert request is not None
+    world.repo.replace_request(sid, request.model_copy(update={"mask": ref}))
+    runner = TurnRunner(world.services, owner="w1", rng=random.Random(1))
+
+    runner.run(sid, 1, attempt=1)
+    runner.run(sid, 2, attempt=1)
+
+    metrics = world.repo.result(sid, 2).metrics  # type: ignore[union-attr]
+    assert metrics["region_from_mask"] == 1.0
+    assert metrics["region_fraction"] == pytest.approx(0.5, abs=0.03)
+    assert metrics["changed_inside"] > 0.9
+    assert metrics["changed_outside"] == 0.0
 
 
 def test_an_unreadable_previous_image_gives_no_metrics_instead_of_failing(tmp_path: Path) -> None:
@@ -40,5 +74,12 @@ def test_an_unreadable_previous_image_gives_no_metrics_instead_of_failing(tmp_pa
         cost_usd=0.1,
         committed_at=datetime(2026, 11, 27, tzinfo=UTC),
     )
+    request = TurnRequest(index=2, prompt="keep all else", created_at=previous.committed_at)
 
-    assert quality_metrics(world.services.blobs, previous, "keep all else", jpeg()) == {}
+    assert quality_metrics(world.services.blobs, previous, request, jpeg()) == {}
+
+
+def encoded(image: Image.Image) -> bytes:
+    out = io.BytesIO()
+    image.save(out, "PNG")
+    return out.getvalue()

@@ -1,4 +1,4 @@
-"""The gallery page: every turn with its image, prompt, state, latency, cost and drift flag."""
+"""The gallery page: every turn with its image, prompt, state, latency, cost and verdicts."""
 
 from __future__ import annotations
 
@@ -22,7 +22,8 @@ def test_the_signed_link_shows_every_turn_with_its_prompt_and_image(client: Test
     services = services_of(client)
     commit_turn(services, sid, 1)
     result = commit_turn(services, sid, 2)
-    record = result.model_copy(update={"metrics": {"ssim": 0.41, "drift": 1.0}})
+    metrics = {"ssim": 0.41, "aligned": 1.0, "scale": 1.1, "shift": 0.0, "rotation_deg": 0.0}
+    record = result.model_copy(update={"metrics": metrics | {"aspect": 1.0}})
     services.repo.store.put(
         f"sessions/{sid}/turns/0002/result.json", record.model_dump_json().encode()
     )
@@ -37,7 +38,8 @@ def test_the_signed_link_shows_every_turn_with_its_prompt_and_image(client: Test
     assert "a room" in html and "paint it sage" in html
     images = re.findall(r'<img src="([^"]+)"[^>]*data-turn="(\d)"', html)
     assert [n for _, n in images] == ["1", "2"]
-    assert 'class="badge drift"' in html
+    assert '<dt>drift</dt><dd><span class="verdict verdict-weak" title="scale">weak</span>' in html
+    assert "scale 1.100" in html
     assert "1.5 s" in html and "$0.0670" in html
     for src, _ in images:
         image = client.get(src.replace("&amp;", "&").replace("http://testserver", ""))
