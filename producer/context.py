@@ -45,6 +45,11 @@ def _load_settings() -> Settings:
         raise InvalidSpec(f"invalid settings: {problems}") from None
 
 
+NESTED_SETTINGS = ("quality",)  # set field by field: EDITQUEUE_QUALITY__<NAME>
+
+
 def _env_name(loc: tuple[Any, ...]) -> str:
     name = str(loc[0]) if loc else "settings"
+    if name in NESTED_SETTINGS and len(loc) > 1:
+        name = f"{name}__{loc[1]}"
     return name if name.isupper() else f"EDITQUEUE_{name.upper()}"

@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-ORB_FEATURES = 1500
+ORB_FEATURES = 500
 # Flat synthetic scenes (and painted walls) have few corners; a low FAST threshold still finds some.
 ORB_FAST_THRESHOLD = 8
 MIN_MATCHES = 12

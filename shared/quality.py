@@ -206,7 +206,12 @@ def _degradation(
             4,
         ),
         "noise_ratio": round(
-            sharpness.ratio(sharpness.noise(cur, keep_cur), sharpness.noise(prev, keep_prev)), 4
+            sharpness.ratio(
+                sharpness.noise(cur, keep_cur),
+                sharpness.noise(prev, keep_prev),
+                sharpness.NOISE_FLOOR,
+            ),
+            4,
         ),
     }
 

@@ -53,10 +53,14 @@ def noise(gray: Gray, mask: Mask | None = None) -> float:
 
 
 RATIO_CAP = 99.0  # stored metrics are finite JSON numbers
+# Noise below one level (of 255) is invisible; as a denominator it would turn the JPEG artefacts
+# of a sharp turn after a very smooth one into a "noise x3".
+NOISE_FLOOR = 1.0
 
 
-def ratio(current: float, previous: float) -> float:
-    """current / previous, capped; 1.0 when the previous image had nothing to compare."""
+def ratio(current: float, previous: float, floor: float = 0.0) -> float:
+    """current / previous (both at least `floor`), capped; 1.0 when there is nothing to compare."""
+    current, previous = max(current, floor), max(previous, floor)
     if previous <= 0.0:
         return 1.0
     return min(RATIO_CAP, current / previous)

@@ -39,7 +39,7 @@ from producer.web.schemas import (
     SessionView,
     TurnAdded,
 )
-from producer.web.uploads import session_images, write_images
+from producer.web.uploads import session_images, turn_files
 from producer.web.views import session_view, summary
 from shared.config import Settings
 from shared.errors import SessionExists
@@ -191,8 +191,7 @@ def _turn(payload: Any, folder: Path, limits: Limits) -> TurnSpec:
     if isinstance(data, dict):
         if isinstance(data.get("image_size"), int):  # `512` means "512", as in spec files
             data["image_size"] = str(data["image_size"])
-        images = data.get("images", [])
-        data["images"], problems = write_images(images, folder, ("images",), limits)
+        data, problems = turn_files({"images": [], **data}, folder, (), limits)
     if problems:
         raise problems_error(problems)
     try:

@@ -29,6 +29,11 @@ IMAGES_DOC = (
     "JPEG, PNG, GIF or WebP, up to 20 MB each."
 )
 
+MASK_DOC = (
+    "Optional: an image in base64 (or a data: URL), white where this turn's edit may change "
+    "pixels. Only the quality table uses it; it is never sent to the model."
+)
+
 CREATE_EXAMPLE: dict[str, Any] = {
     "aspect_ratio": "16:9",
     "image_size": "1K",
@@ -46,12 +51,13 @@ class Answer(BaseModel):
 
 
 class HttpTurn(TurnSpec):
-    """A turn: `{prompt, image_size?, aspect_ratio?, images?}` (images in base64)."""
+    """A turn: `{prompt, image_size?, aspect_ratio?, images?, mask?}` (images in base64)."""
 
     model_config = ConfigDict(
         json_schema_extra={"examples": [{"prompt": "Add a tall walnut bookshelf on the left."}]}
     )
     images: list[str] = Field(default_factory=list, description=IMAGES_DOC)
+    mask: str | None = Field(default=None, description=MASK_DOC)
 
 
 class CreateSession(SessionSpec):

@@ -1,4 +1,6 @@
-"""Reference images sent inline (base64 or data: URLs) become files the CLI's checks can read.
+"""Images sent inline (base64 or data: URLs) become files the CLI's checks can read.
+
+That is every turn's reference `images` and its `mask`.
 
 Every entry is replaced by a file name this module chooses, so an HTTP client can never point
 the server at one of its own paths.
@@ -58,6 +60,21 @@ def write_images(
     return names, problems
 
 
+def turn_files(
+    turn: dict[str, Any], folder: Path, loc: Loc, limits: Limits = DEFAULT_LIMITS
+) -> tuple[dict[str, Any], list[Problem]]:
+    """A turn with its `images` and its `mask` (one image, in base64) written to `folder`."""
+    out = dict(turn)
+    problems: list[Problem] = []
+    if "images" in turn:
+        out["images"], problems = write_images(turn["images"], folder, (*loc, "images"), limits)
+    if isinstance(turn.get("mask"), str):  # any other type: the spec's validation names it
+        names, found = write_images([turn["mask"]], folder, (*loc, "mask"), limits)
+        out["mask"] = names[0] if names else None
+        problems += [Problem((*loc, "mask"), p.message) for p in found]
+    return out, problems
+
+
 def session_images(
     data: dict[str, Any], folder: Path, limits: Limits = DEFAULT_LIMITS
 ) -> tuple[dict[str, Any], list[Problem]]:
@@ -68,9 +85,8 @@ def session_images(
     problems: list[Problem] = []
     out: list[Any] = []
     for i, turn in enumerate(turns):
-        if isinstance(turn, dict) and "images" in turn:
-            names, found = write_images(turn["images"], folder, ("turns", i, "images"), limits)
-            turn = {**turn, "images": names}
+        if isinstance(turn, dict):
+            turn, found = turn_files(turn, folder, ("turns", i), limits)
             problems += found
         out.append(turn)
     return {**data, "turns": out}, problems

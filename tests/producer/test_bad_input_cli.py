@@ -242,6 +242,16 @@ MORE_BAD_SPECS: list[tuple[str, str, list[str]]] = [
         f"metadata: {{blob: {'z' * 17_000}}}\nturns:\n  - prompt: a\n",
         [":1: metadata:", "EDITQUEUE_MAX_METADATA_BYTES"],
     ),
+    (
+        "mask-missing.yaml",
+        "turns:\n  - prompt: a\n  - prompt: paint the walls\n    mask: walls.png\n",
+        [":4: turns[1].mask:", "walls.png does not exist", "fix the path"],
+    ),
+    (
+        "mask-type.yaml",
+        "turns:\n  - prompt: a\n    mask: [walls.png]\n",
+        [":3: turns[0].mask:", "valid string"],
+    ),
 ]
 
 

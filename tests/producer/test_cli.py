@@ -12,6 +12,7 @@ from click.testing import CliRunner, Result
 from producer import api
 from producer.cli import main, worker_argv
 from producer.context import CliState
+from shared.config import load_settings
 from shared.runtime import Services
 from tests.producer.conftest import RecordingEnqueuer, commit_turn, fail_turn, spec_of
 
@@ -207,6 +208,21 @@ def test_invalid_settings_exit_2_without_echoing_values(monkeypatch: pytest.Monk
     assert result.exit_code == 2
     assert result.stderr.startswith("error: invalid settings: EDITQUEUE_API_TIMEOUT_S:")
     assert "soon" not in result.stderr
+
+
+def test_a_misspelt_quality_threshold_is_named_and_exits_2(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EDITQUEUE_QUALITY__DRIFT_SCALE_WEAK", "0.1")  # the limits are _strong/_good
+
+    result = invoke(None, "status")
+
+    assert result.exit_code == 2
+    assert "EDITQUEUE_QUALITY__DRIFT_SCALE_WEAK: Extra inputs are not permitted" in result.stderr
+
+
+def test_a_quality_threshold_is_read_from_its_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EDITQUEUE_QUALITY__DRIFT_SCALE_GOOD", "0.05")
+
+    assert load_settings().quality.drift_scale_good == 0.05
 
 
 def test_worker_runs_celery_with_the_turn_queue_and_passes_options_through() -> None:

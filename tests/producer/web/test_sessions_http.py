@@ -76,6 +76,7 @@ def test_bad_input_is_422_naming_the_field_in_the_clis_words(
         ({"turns": [{"prompt": " "}]}, "turns[0].prompt", "prompt is empty"),
         ({"turns": [{"prompt": "a", "promt": "b"}]}, "turns[0].promt", "did you mean 'prompt'"),
         ({"turns": [{"prompt": "a", "images": ["/etc/passwd"]}]}, "turns[0].images[0]", "base64"),
+        ({"turns": [{"prompt": "a", "mask": "/etc/passwd"}]}, "turns[0].mask", "base64"),
         (
             {"turns": [{"prompt": "a", "images": ["bm90IGFuIGltYWdl"]}]},
             "turns[0].images[0]",
@@ -135,6 +136,19 @@ def test_reference_images_travel_as_base64_or_data_urls(client: TestClient) -> N
     request = services.repo.request(answer.json()["session_id"], 1)
     assert request is not None
     assert [services.blobs.read(r.sha256) for r in request.images] == [png, png]
+
+
+def test_a_mask_travels_as_base64_and_is_stored_beside_the_turn(client: TestClient) -> None:
+    png = png_bytes()
+    body = {"turns": [{"prompt": "paint the walls", "mask": base64.b64encode(png).decode()}]}
+
+    answer = client.post("/v1/sessions", json=body, headers=bearer(ACME))
+
+    assert answer.status_code == 201, answer.text
+    services = services_of(client)
+    request = services.repo.request(answer.json()["session_id"], 1)
+    assert request is not None and request.mask is not None and request.images == []
+    assert services.blobs.read(request.mask.sha256) == png
 
 
 def test_the_status_document_carries_image_urls_for_committed_turns(client: TestClient) -> None:
