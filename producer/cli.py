@@ -162,13 +162,18 @@ def submit(
 
 
 def _turn_spec(
-    prompt: str, image_size: str | None, aspect_ratio: str | None, images: tuple[Path, ...]
+    prompt: str,
+    image_size: str | None,
+    aspect_ratio: str | None,
+    images: tuple[Path, ...],
+    mask: Path | None = None,
 ) -> TurnSpec:
     fields = {
         "prompt": prompt,
         "image_size": image_size,
         "aspect_ratio": aspect_ratio,
         "images": [str(p) for p in images],
+        "mask": str(mask) if mask else None,
     }
     try:
         return TurnSpec.model_validate(fields)
@@ -191,6 +196,12 @@ def _turn_spec(
     type=click.Path(path_type=Path),
     help="A reference image for this turn (repeatable).",
 )
+@click.option(
+    "--mask",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="An image, white where this edit may change pixels (for the quality table only).",
+)
 @pass_state
 def append(
     state: CliState,
@@ -199,9 +210,10 @@ def append(
     image_size: str | None,
     aspect_ratio: str | None,
     images: tuple[Path, ...],
+    mask: Path | None,
 ) -> None:
     """Add a turn to session SID; prints the new turn's index."""
-    turn = _turn_spec(prompt, image_size, aspect_ratio, images)
+    turn = _turn_spec(prompt, image_size, aspect_ratio, images, mask)
     index = api.append_turn(state.get_services(), _session_arg(sid), turn, Path.cwd())
     click.echo(str(index))
 

@@ -27,58 +27,36 @@ TITLES = {
 }
 
 
-def _pct(value: float) -> str:
-    return f"{value:.1%}"
-
-
-def _preservation(n: dict[str, float]) -> list[str]:
-    parts = []
-    if "changed_outside" in n:
-        parts.append(f"changed outside {_pct(n['changed_outside'])}")
-    if "ssim_outside" in n:
-        parts.append(f"SSIM outside {n['ssim_outside']:.3f}")
-    if "de_mean_outside" in n:
-        parts.append(
-            f"ΔE outside {n['de_mean_outside']:.1f} (p95 {n.get('de_p95_outside', 0):.1f})"
-        )
-    if "region_fraction" in n:
-        source = "mask" if n.get("region_from_mask") else "estimated"
-        parts.append(f"edit region {_pct(n['region_fraction'])} ({source})")
-    return parts
-
-
-def _precision(n: dict[str, float]) -> list[str]:
-    return [f"changed in region {_pct(n['changed_inside'])}"] if "changed_inside" in n else []
-
-
-def _drift(n: dict[str, float]) -> list[str]:
-    if "scale" not in n:
-        return []
-    return [
-        f"scale {n['scale']:.3f}",
-        f"shift {_pct(n['shift'])}",
-        f"rotation {n['rotation_deg']:.1f}°",
-        f"aspect {n['aspect']:.3f}",
-    ]
-
-
-def _quality(n: dict[str, float]) -> list[str]:
-    parts = []
-    if "sharpness_ratio" in n:
-        parts.append(f"detail {TIMES}{n['sharpness_ratio']:.2f}")
-    if "noise_ratio" in n:
-        parts.append(f"noise {TIMES}{n['noise_ratio']:.2f} vs previous")
-    if "detail_since_first" in n:
-        parts.append(f"detail {TIMES}{n['detail_since_first']:.2f} since turn 1")
-    return parts
-
-
-NUMBERS = {
-    "preservation": _preservation,
-    "precision": _precision,
-    "drift": _drift,
-    "quality": _quality,
+# Per axis: (metric, how to show it), in the order shown; a metric the turn lacks is left out.
+FORMATS: dict[str, tuple[tuple[str, str], ...]] = {
+    "preservation": (
+        ("changed_outside", "changed outside {:.1%}"),
+        ("ssim_outside", "SSIM outside {:.3f}"),
+        ("de_mean_outside", "ΔE outside {:.1f}"),
+        ("de_p95_outside", "p95 {:.1f}"),
+        ("region_fraction", "edit region {:.1%}"),
+    ),
+    "precision": (("changed_inside", "changed in region {:.1%}"),),
+    "drift": (
+        ("scale", "scale {:.3f}"),
+        ("shift", "shift {:.1%}"),
+        ("rotation_deg", "rotation {:.1f}°"),
+        ("aspect", "aspect {:.3f}"),
+    ),
+    "quality": (
+        ("sharpness_ratio", f"detail {TIMES}{{:.2f}}"),
+        ("noise_ratio", f"noise {TIMES}{{:.2f}} vs previous"),
+        ("detail_since_first", f"detail {TIMES}{{:.2f}} since turn 1"),
+    ),
 }
+
+
+def numbers_text(name: str, numbers: dict[str, float]) -> str:
+    """`scale 1.080 · shift 2.0% · ...`: an axis's numbers as people read them."""
+    parts = [form.format(numbers[key]) for key, form in FORMATS[name] if key in numbers]
+    if name == "preservation" and "region_fraction" in numbers:
+        parts[-1] += " (mask)" if numbers.get("region_from_mask") else " (estimated)"
+    return " · ".join(parts)
 
 
 def badge(axis: Axis) -> str:
@@ -92,7 +70,7 @@ def badge(axis: Axis) -> str:
 def cell(name: str, axis: Axis) -> str:
     """Badge, the note, and the numbers of one axis."""
     note = f" {escape(axis.note)}" if axis.note else ""
-    numbers = " · ".join(NUMBERS[name](axis.numbers))
+    numbers = numbers_text(name, axis.numbers)
     detail = f'<br><span class="nums">{escape(numbers)}</span>' if numbers else ""
     return f"{badge(axis)}{note}{detail}"
 

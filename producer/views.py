@@ -46,6 +46,8 @@ def turn_line(turn: TurnStatus) -> str:
         line += f"\n     {turn.error.kind}{status}: {printable(turn.error.message)}"
     elif turn.waiting_reason:
         line += f"\n     waiting: {printable(turn.waiting_reason)}"
+    if turn.quality is not None and turn.quality.weak_axes():
+        line += f"\n     needs a look: {', '.join(turn.quality.weak_axes())} (weak)"
     return line
 
 

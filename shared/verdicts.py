@@ -201,8 +201,9 @@ def assess(
     detail_trend: float | None,
     thresholds: QualityThresholds,
 ) -> QualityRow | None:
-    """The table row of a transition, or None when turn n has no transition numbers."""
-    if "ssim" not in metrics:
+    """The table row of a transition, or None when turn n has no transition numbers (turn 1, a
+    failed measurement, or a turn committed before the table existed)."""
+    if "aligned" not in metrics:
         return None
     return QualityRow(
         preservation=preservation(metrics, thresholds),

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from PIL import Image
 
 from producer import api
 from producer.cli import main, worker_argv
@@ -134,6 +135,42 @@ def test_append_prints_the_new_turn_index(services: Services, tmp_path: Path) ->
     assert result.stdout == "2\n"
     request = services.repo.request(sid, 2)
     assert request is not None and request.image_size == "4K"
+
+
+def test_append_stores_a_mask_for_the_quality_table(services: Services, tmp_path: Path) -> None:
+    sid = api.submit_session(services, spec_of("a"), base_dir=tmp_path)
+    mask = tmp_path / "walls.png"
+    Image.new("L", (32, 18), 255).save(mask)
+
+    result = invoke(services, "append", sid, "paint the walls", "--mask", str(mask))
+
+    assert result.exit_code == 0, result.output
+    request = services.repo.request(sid, 2)
+    assert request is not None and request.mask is not None and request.images == []
+    assert services.blobs.read(request.mask.sha256) == mask.read_bytes()
+
+
+def test_append_with_a_missing_mask_exits_2_naming_it(services: Services, tmp_path: Path) -> None:
+    sid = api.submit_session(services, spec_of("a"), base_dir=tmp_path)
+
+    result = invoke(services, "append", sid, "paint it", "--mask", str(tmp_path / "gone.png"))
+
+    assert result.exit_code == 2
+    assert "mask" in result.stderr and "gone.png does not exist" in result.stderr
+    assert services.repo.request(sid, 2) is None
+
+
+def test_status_names_the_axes_of_a_turn_that_needs_a_look(
+    services: Services, tmp_path: Path
+) -> None:
+    sid = api.submit_session(services, spec_of("a", "b"), base_dir=tmp_path)
+    first = commit_turn(services, sid, 1)
+    metrics = {"aligned": 1.0, "scale": 1.2, "shift": 0.0, "rotation_deg": 0.0, "aspect": 1.0}
+    services.repo.commit_result(sid, first.model_copy(update={"index": 2, "metrics": metrics}))
+
+    result = invoke(services, "status", sid)
+
+    assert "needs a look: drift (weak)" in result.stdout
 
 
 def test_append_with_a_bad_image_size_names_the_option(services: Services, tmp_path: Path) -> None:

@@ -92,7 +92,7 @@ def test_the_report_shows_the_four_columns_with_numbers_and_what_needs_a_look(
         assert f">{axis}</th>" in html
     assert "SSIM 0.931 · changed 12.1%" in html
     assert "scale 1.080 · shift 2.0%" in html
-    assert "changed outside 0.0% · SSIM outside 0.990 · ΔE outside 0.3 (p95 1.2)" in html
+    assert "changed outside 0.0% · SSIM outside 0.990 · ΔE outside 0.3 · p95 1.2" in html
     assert html.count('class="verdict verdict-weak"') == 2  # the table's cell and the turn's badge
     assert '<span class="badge drift">turn 3: drift</span>' in html
 
