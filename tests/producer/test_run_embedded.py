@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 RUN_TIMEOUT_S = 180
@@ -48,6 +49,22 @@ def test_run_living_room_writes_five_images_a_strip_and_a_report(tmp_path: Path)
     assert (out / "strip.jpg").stat().st_size > 0
     assert "turn_05.jpg" in (out / "report.html").read_text()
     assert f"{status['session_id']}: completed, 5 turns" in done.stdout
+    assert_quality_table(out, status)
+
+
+def assert_quality_table(out: Path, status: dict[str, Any]) -> None:
+    """Four verdicts with numbers per transition, and no false alarm on the clean session."""
+    rows = [t["quality"] for t in status["turns"][1:]]
+    verdicts = [{axis: cell["verdict"] for axis, cell in row.items()} for row in rows]
+    assert all(v != "weak" for row in verdicts for v in row.values()), verdicts
+    assert verdicts[0]["precision"] == "strong"  # the sage wall: #8FAF8A is named
+    assert rows[0]["precision"]["numbers"]["colour_de"] < 3
+    assert rows[2]["preservation"]["note"].startswith("a new look is asked for")  # evening
+    html = (out / "report.html").read_text()
+    assert "Quality per transition" in html
+    for transition in ("1 → 2", "2 → 3", "3 → 4", "4 → 5"):
+        assert f"<th>{transition}</th>" in html
+    assert html.count("scale ") >= 4 and html.count("SSIM outside") >= 4
 
 
 def test_run_of_a_batch_with_a_blocked_turn_exits_1_and_reports_every_session(
