@@ -150,27 +150,13 @@ def _bucket_finding(settings: Settings, bucket: str, prefix: str, create: bool) 
     return Finding(STORE_SETTING, True, f"bucket {bucket} at {where} created")
 
 
-Check = Callable[[Settings], tuple[Finding, Settings]]
-
-
-def _unchanged(check: Callable[[Settings], Finding]) -> Check:
-    return lambda settings: (check(settings), settings)
-
-
 def run_checks(
     settings: Settings, *, create_bucket: bool = False
 ) -> tuple[list[Finding], Settings]:
-    """Every start-up check, in the order a fix would go: broker, store, key."""
-    checks: list[Check] = [
-        _unchanged(broker_finding),
-        _unchanged(lambda s: store_finding(s, create_bucket=create_bucket)),
-        key_finding,
-    ]
-    findings = []
-    for check in checks:
-        finding, settings = check(settings)
-        findings.append(finding)
-    return findings, settings
+    """Every start-up check (broker, store, key) and the settings a worker would run with."""
+    key, effective = key_finding(settings)
+    store = store_finding(settings, create_bucket=create_bucket)
+    return [broker_finding(settings), store, key], effective
 
 
 def checked_settings(
