@@ -42,14 +42,19 @@ def dockerfile_steps() -> list[tuple[str, str]]:
     return steps
 
 
+def outside_make() -> dict[str, str]:
+    """The environment without make's own variables (`make test` runs these tests)."""
+    return {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
+
+
 def make_install(tmp_path: Path, pip_exit: int) -> subprocess.CompletedProcess[str]:
     shutil.copy(ROOT / "pyproject.toml", tmp_path)
     fake = tmp_path / "fake-python"
     fake.write_text(FAKE_PYTHON)
     fake.chmod(0o755)
-    env = {**os.environ, "FAKE_PIP_EXIT": str(pip_exit)}
+    env = {**outside_make(), "FAKE_PIP_EXIT": str(pip_exit)}
     return subprocess.run(
-        ["make", "-f", str(ROOT / "Makefile"), "install", f"PYTHON={fake}"],
+        ["make", "--no-print-directory", "-f", str(ROOT / "Makefile"), "install", f"PYTHON={fake}"],
         cwd=tmp_path,
         env=env,
         capture_output=True,
@@ -81,7 +86,7 @@ def test_a_failed_make_install_shows_pips_log_and_fails(tmp_path: Path) -> None:
 def test_make_run_says_where_the_outputs_are_and_how_to_open_the_report(tmp_path: Path) -> None:
     """The README's quick start, `make run`, into a folder of this test's."""
     out = tmp_path / "living-room"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("EDITQUEUE_", "GEMINI_"))}
+    env = {k: v for k, v in outside_make().items() if not k.startswith(("EDITQUEUE_", "GEMINI_"))}
 
     done = subprocess.run(  # -o: never reinstall from inside a test
         ["make", "-o", ".venv/.installed", "run", f"OUT={out}"],
