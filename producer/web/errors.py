@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException
 
 from producer.checks import Problem, format_loc
 from producer.specs import error_problem
+from producer.web.advice import for_http
 from shared.errors import (
     EditQueueError,
     InvalidSpec,
@@ -124,11 +125,14 @@ def _http(_: Request, exc: Exception) -> JSONResponse:
     return error_response(ApiError(exc.status_code, kind, message, headers=headers))
 
 
-def _ours(_: Request, exc: Exception) -> JSONResponse:
+def _ours(request: Request, exc: Exception) -> JSONResponse:
     if isinstance(exc, ApiError):
-        return error_response(exc)
-    assert isinstance(exc, EditQueueError)
-    return error_response(from_editqueue(exc))
+        error = exc
+    else:
+        assert isinstance(exc, EditQueueError)
+        error = from_editqueue(exc)
+    error.message = for_http(error.message, request.path_params.get("session_id"))
+    return error_response(error)
 
 
 def _internal(request: Request, exc: Exception) -> JSONResponse:

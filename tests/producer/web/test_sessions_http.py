@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -362,7 +364,26 @@ def test_tokens_and_the_api_key_never_appear_in_answers(client: TestClient) -> N
         assert secret.encode() not in stored
 
 
-def test_cancelling_a_completed_session_is_409_and_changes_nothing(
+REQUEST_RE = re.compile(r"`(GET|POST) (/v1/\S+)(?: (\{.*?\}))?`")
+
+
+def follow_http(client: TestClient, message: str, prompt: str) -> list[Any]:
+    """Make every request a 409's message recommends, in order; each must succeed."""
+    answers: list[Any] = []
+    new_sid = ""
+    for method, path, body in REQUEST_RE.findall(message):
+        path = path.replace("NEW_SID", new_sid)
+        payload = json.loads(body.replace("PROMPT", prompt)) if body else None
+        answer = client.request(method, path, json=payload, headers=bearer(ACME))
+        assert answer.status_code < 300, (method, path, answer.text)
+        if path.endswith("/fork"):
+            new_sid = answer.json()["session_id"]
+        answers.append(answer.json())
+    assert answers, f"no request in {message!r}"
+    return answers
+
+
+def test_cancelling_a_completed_session_is_409_recommending_a_request_that_works(
     client: TestClient, sink: MemorySink
 ) -> None:
     sid = create(client)
@@ -375,24 +396,30 @@ def test_cancelling_a_completed_session_is_409_and_changes_nothing(
     error = answer.json()["error"]
     assert error["kind"] == "invalid_state"
     assert "is completed: nothing is left to cancel" in error["message"]
-    assert f"`editqueue append {sid} PROMPT`" in error["message"]
+    assert f'`POST /v1/sessions/{sid}/turns {{"prompt": "PROMPT"}}`' in error["message"]
     assert not services_of(client).repo.is_cancelled(sid)
     assert sink.events == []
     doc = client.get(f"/v1/sessions/{sid}", headers=bearer(ACME)).json()
     assert doc["state"] == SessionState.COMPLETED
+    [added] = follow_http(client, error["message"], "add a lamp")
+    assert added["index"] == 3
 
 
-def test_retrying_a_succeeded_turn_is_409_naming_the_fork_that_redoes_it(
+def test_retrying_a_succeeded_turn_is_409_naming_the_fork_that_redoes_it_by_the_callers_id(
     client: TestClient,
 ) -> None:
-    sid = create(client)
-    commit_turn(services_of(client), sid, 1)
-    commit_turn(services_of(client), sid, 2)
+    sid = create(client, session_id="room-1")  # stored as acme.room-1
+    commit_turn(services_of(client), f"acme.{sid}", 1)
+    commit_turn(services_of(client), f"acme.{sid}", 2)
 
     answer = client.post(f"/v1/sessions/{sid}/retry", json={"turn": 2}, headers=bearer(ACME))
 
     assert answer.status_code == 409
-    assert f"`editqueue fork {sid} --at 1`" in answer.json()["error"]["message"]
+    message = answer.json()["error"]["message"]
+    assert f'`POST /v1/sessions/{sid}/fork {{"at": 1}}`' in message
+    assert "acme." not in message and "editqueue " not in message
+    forked, added = follow_http(client, message, "paint it blue")
+    assert forked["forked_from"] == sid and added["index"] == 2
 
 
 @pytest.mark.parametrize(
