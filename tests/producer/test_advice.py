@@ -310,7 +310,8 @@ def test_no_refusal_recommends_a_command_the_cli_does_not_have() -> None:
     for source in ("shared", "producer", "worker"):
         for path in (Path(__file__).resolve().parents[2] / source).rglob("*.py"):
             for argv in commands_in(path.read_text()):
-                assert argv[0] in names, (path, argv)
+                if re.fullmatch(r"[a-z]+", argv[0]):  # not a pattern that finds commands
+                    assert argv[0] in names, (path, argv)
 
 
 def click_context():  # type: ignore[no-untyped-def]
