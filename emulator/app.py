@@ -202,6 +202,7 @@ class EmulatorApp:
             "jobs": len(self.batches.jobs()),
             "lines_run": self.batches.lines_run,
             "files": self.files.count(),
+            "requests": dict(self.batch_api.requests),
         }
 
     def reset(self) -> None:

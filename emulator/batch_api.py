@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import json
 import re
+import threading
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -58,6 +60,8 @@ class BatchApi:
 
     files: FileStore
     batches: BatchService
+    requests: Counter[str] = field(default_factory=Counter)  # by route, for /emulator/stats
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def handle(
         self,
@@ -69,6 +73,8 @@ class BatchApi:
         base_url: str,
     ) -> Answer:
         """The answer to one request (errors come back Google-shaped)."""
+        with self._lock:
+            self.requests[_route_name(method, path)] += 1
         try:
             return self._route(method, path, query, headers, body, base_url)
         except ApiError as error:
@@ -153,6 +159,17 @@ class BatchApi:
         if start + size < len(jobs):
             body["nextPageToken"] = str(start + size)
         return json_answer(body)
+
+
+def _route_name(method: str, path: str) -> str:
+    """`POST upload`, `GET batch`, `GET download`... for counting requests."""
+    if _UPLOAD_RE.match(path):
+        return f"{method} upload"
+    if (match := _FILE_RE.match(path)) is not None:
+        return f"{method} {'download' if match.group(3) else 'file'}"
+    if _BATCH_CREATE_RE.match(path):
+        return f"{method} batchGenerateContent"
+    return f"{method} batch{'es' if path.rstrip('/').endswith('batches') else ''}"
 
 
 def _json(body: bytes) -> JsonDict:

@@ -17,6 +17,7 @@ import logging
 import tempfile
 import uuid
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -42,6 +43,7 @@ from worker.wave_results import job_lines
 log = logging.getLogger("editqueue.batcher")
 BATCHER_LEASE = "batcher"
 BATCHER_LEASE_S = 900.0
+COMMIT_THREADS = 8  # lines of a finished wave committed at once (each is a few store writes)
 ENDED_BAD = frozenset({"BATCH_STATE_FAILED", "BATCH_STATE_EXPIRED", "BATCH_STATE_CANCELLED"})
 SUCCEEDED = "BATCH_STATE_SUCCEEDED"
 
@@ -228,17 +230,36 @@ class Batcher:
         latency_s = max(0.0, (_now() - sent).total_seconds())
         keys = {ln.key: ln for ln in wave.lines}
         outcomes: dict[str, str] = {}
-        with tempfile.TemporaryDirectory(prefix="editqueue-wave-") as tmp:
+        chunk: list[tuple[WaveLine, Any]] = []
+        with (
+            tempfile.TemporaryDirectory(prefix="editqueue-wave-") as tmp,
+            ThreadPoolExecutor(COMMIT_THREADS) as pool,
+        ):
             for key, result in job_lines(self.api, op, Path(tmp)):
                 line = keys.get(key)
-                if line is None or key in outcomes:
+                if line is None or key in outcomes or any(key == ln.key for ln, _ in chunk):
                     continue
-                outcomes[key] = commit_line(self.services, line, result, latency_s)
+                chunk.append((line, result))
+                if len(chunk) >= COMMIT_THREADS * 2:  # a few lines in memory at a time
+                    outcomes.update(self._commit_all(pool, chunk, latency_s))
+                    chunk = []
+            outcomes.update(self._commit_all(pool, chunk, latency_s))
         missing = ServerError("the batch job returned no result for this line")
         for key, line in keys.items():
             if key not in outcomes:
                 outcomes[key] = line_back(self.services, line, missing)
         self._close(wave, [outcomes[ln.key] for ln in wave.lines], SUCCEEDED)
+
+    def _commit_all(
+        self, pool: ThreadPoolExecutor, lines: list[tuple[WaveLine, Any]], latency_s: float
+    ) -> dict[str, str]:
+        def one(item: tuple[WaveLine, Any]) -> str:
+            return commit_line(self.services, item[0], item[1], latency_s)
+
+        return {
+            line.key: outcome
+            for (line, _), outcome in zip(lines, pool.map(one, lines), strict=True)
+        }
 
     def _close(self, wave: WaveRecord, outcomes: list[str], job_state: str | None = None) -> None:
         lines = [
