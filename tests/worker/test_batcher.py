@@ -140,3 +140,51 @@ def test_a_cancelled_sessions_due_turn_never_reaches_a_wave(
     (wave,) = WaveRepository(world.store).all_waves()
     assert [ln.session_id for ln in wave.lines] == [keep]
     assert not world.repo.is_committed(drop, 1) and world.coord.batch_due() == {}
+
+
+def test_a_session_cancelled_while_its_wave_runs_is_not_committed(
+    tmp_path: Path, emulator: RunningEmulator
+) -> None:
+    world = batch_world(tmp_path, emulator)
+    keep, drop = add_sessions(world, 2, ["a room", "sage walls"])
+    batcher = Batcher(world.services, world.services.batch_api)  # type: ignore[arg-type]
+    assert batcher.run_once(time.time()) == 1  # the wave is sent
+    world.repo.cancel(drop)
+
+    run_until_settled(batcher, world, [keep], 2)
+
+    first = min(WaveRepository(world.store).all_waves(), key=lambda w: w.created_at)
+    assert {ln.session_id: ln.outcome for ln in first.lines} == {
+        keep: "committed",
+        drop: "cancelled",
+    }
+    assert not world.repo.is_committed(drop, 1) and world.repo.is_committed(keep, 2)
+
+
+def test_budgets_reserve_at_the_batch_price_before_a_wave_is_sent(
+    tmp_path: Path, emulator: RunningEmulator
+) -> None:
+    world = batch_world(tmp_path, emulator)
+    # NB2 at 512 px: $0.045 standard, $0.0225 at batch (plus a few prompt tokens)
+    for sid, budget in (("fits", 0.03), ("over", 0.02)):
+        record = SessionRecord(
+            session_id=sid,
+            model=MODEL,
+            image_size="512",
+            tier=Tier.BATCH,
+            budget_usd=budget,
+            created_at=NOW,
+        )
+        world.repo.create_session(record)
+        world.repo.add_request(sid, TurnRequest(index=1, prompt="a room", created_at=NOW))
+        dispatch(world.services, sid, 1, lane="batch")
+    batcher = Batcher(world.services, world.services.batch_api)  # type: ignore[arg-type]
+
+    run_until_settled(batcher, world, ["fits"], 1)
+
+    (wave,) = WaveRepository(world.store).all_waves()
+    assert [ln.session_id for ln in wave.lines] == ["fits"]
+    result = world.repo.result("fits", 1)
+    assert result is not None and 0.0225 <= result.cost_usd < 0.03
+    parked = world.repo.parked("over", 1)
+    assert parked is not None and parked.reason == "budget"
