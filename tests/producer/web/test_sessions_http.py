@@ -452,3 +452,25 @@ def test_fork_with_a_bad_history_is_422_naming_the_field(client: TestClient) -> 
     assert answer.status_code == 422
     assert answer.json()["error"]["fields"][0]["field"] == "history"
     assert list(services_of(client).repo.session_ids()) == [sid]
+
+
+def test_the_tier_travels_over_http_and_a_tier_the_model_lacks_is_422(
+    client: TestClient, enqueuer: RecordingEnqueuer
+) -> None:
+    body = spec_body("a room", tier="batch")
+
+    answer = client.post("/v1/sessions", json=body, headers=bearer(ACME))
+
+    assert answer.status_code == 201
+    sid = answer.json()["session_id"]
+    assert client.get(f"/v1/sessions/{sid}", headers=bearer(ACME)).json()["tier"] == "batch"
+    assert enqueuer.calls == []  # a batch-tier turn waits for the next wave, not the broker
+    due = services_of(client).coord.batch_due()
+    assert list(due) == [(sid, 1)] and due[(sid, 1)][0] == 1  # attempt 1
+    refused = client.post(
+        "/v1/sessions",
+        json=spec_body("a room", tier="flex", model="gemini-3-pro-image"),
+        headers=bearer(ACME),
+    )
+    assert refused.status_code == 422
+    assert "not offered in the flex tier" in refused.json()["error"]["message"]
