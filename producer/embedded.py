@@ -26,7 +26,8 @@ from shared import runtime
 from shared.broker import CeleryEnqueuer, make_celery
 from shared.config import Settings
 from shared.coordination import MemoryCoordinator
-from shared.models import SessionState, SessionStatus
+from shared.errors import InvalidSpec
+from shared.models import SessionState, SessionStatus, Tier
 
 WORKER_TASKS_MODULE = "worker.tasks"
 EMBEDDED_BROKER_URL = "memory://"
@@ -128,6 +129,13 @@ def run_specs(
     base: Settings, items: list[LoadedSpec], out_dir: Path, *, show_progress: bool = True
 ) -> RunResult:
     """Submit `items`, run them to the end in-process, and write each session's report."""
+    batch = [item.source for item in items if item.spec.tier is Tier.BATCH]
+    if batch:
+        raise InvalidSpec(
+            f"{batch[0]}: tier: batch runs in waves sent by the workers' sweep, which `editqueue "
+            "run` does not have; use `editqueue submit SPEC --tier batch` with `editqueue worker`, "
+            "or tier standard or flex here"
+        )
     out_dir.mkdir(parents=True, exist_ok=True)
     with embedded_services(base, out_dir) as services:
         sids = api.submit_many(services, items)

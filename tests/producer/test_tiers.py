@@ -114,3 +114,16 @@ def test_an_unknown_tier_is_a_usage_error(services: Services, tmp_path: Path) ->
     result = invoke(services, "submit", str(spec))
     assert result.exit_code == 2
     assert ":1: tier: Input should be 'standard', 'flex' or 'batch', got 'cheap'" in result.stderr
+
+
+def test_run_refuses_a_batch_tier_spec_before_starting_anything(
+    services: Services, tmp_path: Path
+) -> None:
+    spec = tmp_path / "s.yaml"
+    spec.write_text("tier: batch\nturns:\n  - prompt: a\n")
+
+    result = invoke(services, "run", str(spec), "--out", str(tmp_path / "out"))
+
+    assert result.exit_code == 2
+    assert f"{spec}:1: tier: batch runs in waves sent by the workers' sweep" in result.stderr
+    assert not (tmp_path / "out").exists()
