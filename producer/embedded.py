@@ -132,9 +132,9 @@ def run_specs(
     batch = [item.source for item in items if item.spec.tier is Tier.BATCH]
     if batch:
         raise InvalidSpec(
-            f"{batch[0]}: tier: batch runs in waves sent by the workers' sweep, which `editqueue "
-            "run` does not have; use `editqueue submit SPEC --tier batch` with `editqueue worker`, "
-            "or tier standard or flex here"
+            f"{batch[0]}: tier: batch runs in waves sent by the workers' sweep, which "
+            "`editqueue run` does not have; use `editqueue submit SPEC --tier batch` with "
+            "`editqueue worker`, or tier standard or flex here"
         )
     out_dir.mkdir(parents=True, exist_ok=True)
     with embedded_services(base, out_dir) as services:
