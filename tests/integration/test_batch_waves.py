@@ -24,7 +24,7 @@ TURNS = ('{"prompt": "an empty room"}', '{"prompt": "sage walls"}', '{"prompt": 
 def batch_env(stack: Stack) -> None:
     stack.extra_env.update(
         EDITQUEUE_SWEEP_INTERVAL_S="0.3",
-        EDITQUEUE_BATCH_GATHER_S="0.5",
+        EDITQUEUE_BATCH_GATHER_S="0.3",
         EDITQUEUE_BATCH_POLL_S="0.3",
         EDITQUEUE_BATCH_POLL_MAX_S="0.6",
     )
@@ -102,7 +102,7 @@ def result_keys(stack: Stack) -> list[str]:
 def test_thirty_batch_sessions_of_three_turns_finish_in_three_waves_without_generate_content(
     stack: Stack, batch_emulator: Callable[..., str], tmp_path: Path
 ) -> None:
-    stack.emulator_url = batch_emulator("--batch-turnaround-s", "1")
+    stack.emulator_url = batch_emulator("--batch-turnaround-s", "0.5")
     batch_env(stack)
     stack.start_worker()
     batch_id, sids = submit_batch(stack, write_sessions(tmp_path / "o.jsonl", 30, TURNS))
