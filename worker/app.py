@@ -65,5 +65,13 @@ def _check_before_consuming(sender: Any = None, **_: Any) -> None:
     runtime.configure(checked)
 
 
+def _app() -> Celery:
+    try:
+        return create_app(load_settings())
+    except ValueError as exc:  # a setting out of range: refused like the start-up checks
+        print(f"error: worker not started: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
 logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
-app = create_app(load_settings())
+app = _app()

@@ -10,11 +10,14 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
+import time
 import uuid
 from pathlib import Path
 
 import pytest
 
+from shared.config import load_settings
+from shared.preflight import store_finding
 from tests.integration.services import BIN, Stack, wait_until
 
 pytestmark = pytest.mark.integration
@@ -54,7 +57,6 @@ def test_misconfigured_workers_exit_2_naming_the_setting_and_consume_nothing(
     spec = tmp_path / "one.yaml"
     spec.write_text("image_size: '512'\nturns:\n  - prompt: a small room\n")
     sid = stack.cli("submit", str(spec)).stdout.split()[0]
-    s3_down = f"http://127.0.0.1:{closed_port()}"
     cases = {
         "no-key": (
             env_with(stack, GEMINI_API_KEY="", EDITQUEUE_API_BASE_URL=GOOGLE),
@@ -68,9 +70,9 @@ def test_misconfigured_workers_exit_2_naming_the_setting_and_consume_nothing(
             env_with(stack, EDITQUEUE_STORE_URL="s3://no-such-bucket/x"),
             "EDITQUEUE_STORE_URL bucket no-such-bucket does not exist",
         ),
-        "no-s3": (
-            env_with(stack, EDITQUEUE_S3_ENDPOINT_URL=s3_down),
-            f"EDITQUEUE_STORE_URL bucket {stack.bucket} at {s3_down}",
+        "short-visibility": (
+            env_with(stack, EDITQUEUE_VISIBILITY_TIMEOUT_S="10"),
+            "EDITQUEUE_VISIBILITY_TIMEOUT_S=10 must exceed the longest task",
         ),
     }
     procs = {name: start(stack, env, name) for name, (env, _) in cases.items()}
@@ -121,3 +123,19 @@ def test_init_exits_2_listing_what_is_missing(stack: Stack) -> None:
     assert out.stdout.splitlines()[0].startswith("FAIL EDITQUEUE_BROKER_URL: redis://127.0.0.1:")
     assert out.stdout.splitlines()[2].startswith("FAIL GEMINI_API_KEY: is empty")
     assert "fix the settings marked FAIL, then run `editqueue init` again" in out.stderr
+
+
+def test_an_unreachable_s3_endpoint_is_refused_naming_the_store(stack: Stack) -> None:
+    """In-process (the worker runs the same function): one quick try, no retries."""
+    s3_down = f"http://127.0.0.1:{closed_port()}"
+    settings = load_settings(
+        store_url=f"s3://{stack.bucket}/x", s3_endpoint_url=s3_down, broker_url="memory://"
+    )
+    started = time.monotonic()
+
+    finding = store_finding(settings)
+
+    assert not finding.ok and finding.retryable and finding.setting == "EDITQUEUE_STORE_URL"
+    assert f"bucket {stack.bucket} at {s3_down}" in finding.detail
+    assert "S3 unreachable" in finding.detail
+    assert time.monotonic() - started < 10
