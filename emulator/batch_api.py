@@ -54,6 +54,18 @@ def handles(path: str) -> bool:
     return any(r.match(path) for r in (_UPLOAD_RE, _FILE_RE, _BATCH_CREATE_RE, _BATCH_RE))
 
 
+@dataclass(frozen=True)
+class Call:
+    """One HTTP request to the Files or Batch API (header names lower-case)."""
+
+    method: str
+    path: str
+    query: Mapping[str, list[str]]
+    headers: Mapping[str, str]
+    body: bytes
+    base_url: str  # http://host:port the client used, for upload and file URLs
+
+
 @dataclass
 class BatchApi:
     """Routes one request of the Files or Batch API to the stores."""
@@ -63,50 +75,30 @@ class BatchApi:
     requests: Counter[str] = field(default_factory=Counter)  # by route, for /emulator/stats
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def handle(
-        self,
-        method: str,
-        path: str,
-        query: Mapping[str, list[str]],
-        headers: Mapping[str, str],
-        body: bytes,
-        base_url: str,
-    ) -> Answer:
+    def handle(self, call: Call) -> Answer:
         """The answer to one request (errors come back Google-shaped)."""
         with self._lock:
-            self.requests[_route_name(method, path)] += 1
+            self.requests[_route_name(call.method, call.path)] += 1
         try:
-            return self._route(method, path, query, headers, body, base_url)
+            return self._route(call)
         except ApiError as error:
             return error_answer(error)
 
-    def _route(
-        self,
-        method: str,
-        path: str,
-        query: Mapping[str, list[str]],
-        headers: Mapping[str, str],
-        body: bytes,
-        base_url: str,
-    ) -> Answer:
+    def _route(self, call: Call) -> Answer:
+        method, path = call.method, call.path
         if _UPLOAD_RE.match(path) and method == "POST":
-            return self._upload(query, headers, body, base_url)
+            return self._upload(call)
         if (match := _FILE_RE.match(path)) is not None:
-            return self._file(method, match.group(2), bool(match.group(3)), base_url)
+            return self._file(method, match.group(2), bool(match.group(3)), call.base_url)
         if (match := _BATCH_CREATE_RE.match(path)) is not None and method == "POST":
-            job = self.batches.create(match.group(2), _json(body), len(body))
+            job = self.batches.create(match.group(2), _json(call.body), len(call.body))
             return json_answer(operation(job))
         if (match := _BATCH_RE.match(path)) is not None:
-            return self._batch(method, match.group(2), bool(match.group(3)), query)
+            return self._batch(method, match.group(2), bool(match.group(3)), call.query)
         raise ApiError(404, "NOT_FOUND", f"The requested URL {path} was not found on this server.")
 
-    def _upload(
-        self,
-        query: Mapping[str, list[str]],
-        headers: Mapping[str, str],
-        body: bytes,
-        base_url: str,
-    ) -> Answer:
+    def _upload(self, call: Call) -> Answer:
+        headers, body, base_url = call.headers, call.body, call.base_url
         command = headers.get("x-goog-upload-command", "").lower()
         if "start" in command:
             meta = _json(body).get("file") or {}
@@ -119,7 +111,7 @@ class BatchApi:
             return json_answer(
                 {}, headers={"x-goog-upload-url": url, "x-goog-upload-status": "active"}
             )
-        upload_id = (query.get("upload_id") or [""])[0]
+        upload_id = (call.query.get("upload_id") or [""])[0]
         offset = int(headers.get("x-goog-upload-offset", "0") or 0)
         stored = self.files.append(upload_id, offset, body, "finalize" in command)
         if not stored.complete:

@@ -11,7 +11,7 @@ from types import TracebackType
 from urllib.parse import parse_qs, urlsplit
 
 from emulator.app import JSON_TYPE, EmulatorApp, Reply, error_reply, json_bytes
-from emulator.batch_api import handles
+from emulator.batch_api import Call, handles
 from emulator.config import EmulatorConfig
 from emulator.errors import ApiError, JsonDict, not_found
 
@@ -85,7 +85,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         headers = {k.lower(): v for k, v in self.headers.items()}
         base = f"http://{self.headers.get('Host') or '127.0.0.1'}"
-        answer = self.app.batch_api.handle(method, url.path, query, headers, body, base)
+        answer = self.app.batch_api.handle(Call(method, url.path, query, headers, body, base))
         self.send_response(answer.status)
         self.send_header("Content-Type", answer.content_type)
         self.send_header("Content-Length", str(len(answer.body)))

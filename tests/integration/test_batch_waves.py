@@ -9,12 +9,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 import redis
 import requests
 
 from tests.integration.services import Stack, start_emulator, wait_until
+from tests.integration.test_faults import s3_client
 
 pytestmark = pytest.mark.integration
 
@@ -81,13 +81,7 @@ def emulator_stats(url: str) -> dict[str, Any]:
 
 
 def result_keys(stack: Stack) -> list[str]:
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=stack.s3_url,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
+    s3 = s3_client(stack.s3_url)
     pages = s3.get_paginator("list_objects_v2").paginate(
         Bucket=stack.bucket, Prefix=f"{stack.prefix}/sessions/"
     )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from click.testing import CliRunner, Result
@@ -14,24 +13,7 @@ from producer.context import CliState
 from shared.models import Tier
 from shared.runtime import Services
 from shared.storage import MemoryStore
-
-
-@dataclass
-class LaneEnqueuer:
-    """Records (sid, index, lane) of every enqueued turn."""
-
-    calls: list[tuple[str, int, str]] = field(default_factory=list)
-
-    def enqueue_turn(
-        self,
-        sid: str,
-        index: int,
-        *,
-        attempt: int = 1,
-        countdown_s: float = 0,
-        lane: str = "standard",
-    ) -> None:
-        self.calls.append((sid, index, lane))
+from tests.lanes import LaneEnqueuer
 
 
 def invoke(services: Services, *args: str) -> Result:
@@ -48,7 +30,7 @@ def with_lanes(services: Services, **settings: object) -> Services:
 
 def lanes(services: Services) -> list[tuple[str, int, str]]:
     assert isinstance(services.enqueuer, LaneEnqueuer)
-    return services.enqueuer.calls
+    return [(sid, index, lane) for sid, index, _, lane in services.enqueuer.calls]
 
 
 def test_submit_tier_flex_stores_the_tier_queues_on_the_flex_lane_and_status_shows_it(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import random
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -12,27 +11,10 @@ import pytest
 from shared.config import load_settings
 from shared.errors import ServerError, Timeout
 from shared.models import SessionRecord, Tier, TurnRequest
+from tests.lanes import LaneEnqueuer
 from tests.worker.conftest import NOW, World, answer, jpeg, make_world
 from worker.timeouts import check_timeouts
 from worker.turn import Outcome, TurnRunner
-
-
-@dataclass
-class LaneEnqueuer:
-    """Records (sid, index, attempt, lane) of every enqueued turn."""
-
-    calls: list[tuple[str, int, int, str]] = field(default_factory=list)
-
-    def enqueue_turn(
-        self,
-        sid: str,
-        index: int,
-        *,
-        attempt: int = 1,
-        countdown_s: float = 0,
-        lane: str = "standard",
-    ) -> None:
-        self.calls.append((sid, index, attempt, lane))
 
 
 def flex_world(tmp_path: Path, outcomes: list[object], **overrides: object) -> World:
