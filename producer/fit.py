@@ -128,25 +128,21 @@ class _Prefix:
             self.bytes.append(self.bytes[-1] + size)
             self.own.append(own)
 
-    def _span(self, first: int, last: int) -> tuple[int, int]:
-        """Replayed cost of turns first..last (1-based, inclusive; empty when first > last)."""
-        if first > last:
-            return 0, 0
-        return (
-            self.tokens[last] - self.tokens[first - 1],
-            self.bytes[last] - self.bytes[first - 1],
-        )
-
-    def call(self, index: int, keep_last: int | None) -> CallEstimate:
-        """The call for `index` replaying everything (None) or turn 1 plus the last keep_last."""
+    def cost(self, index: int, keep_last: int | None) -> tuple[int, int]:
+        """(tokens, bytes) of the call for `index` replaying everything (None) or turn 1 plus
+        the last keep_last."""
         tokens, size = self.own[index - 1]
         earlier = index - 1
         if keep_last is None or earlier <= keep_last + 1:
-            spans = [self._span(1, earlier)]
-        else:
-            spans = [self._span(1, 1), self._span(index - keep_last, earlier)]
-        for more_tokens, more_bytes in spans:
-            tokens, size = tokens + more_tokens, size + more_bytes
+            return tokens + self.tokens[earlier], size + self.bytes[earlier]
+        first = index - keep_last  # the oldest of the last keep_last turns
+        tokens += self.tokens[1] + self.tokens[earlier] - self.tokens[first - 1]
+        size += self.bytes[1] + self.bytes[earlier] - self.bytes[first - 1]
+        return tokens, size
+
+    def call(self, index: int, keep_last: int | None) -> CallEstimate:
+        """The estimate of the call for `index` (see `cost`)."""
+        tokens, size = self.cost(index, keep_last)
         return CallEstimate(index=index, tokens=tokens, request_bytes=size)
 
 
@@ -168,11 +164,13 @@ def largest_fitting_keep_last(profile: ModelProfile, loads: Sequence[TurnLoad]) 
     moves down finds it in O(turns) checks (each O(1) with prefix sums), not one pass per k.
     """
     prefix = _Prefix(profile, loads)
-    fit = SessionFit(calls=(), context_tokens=profile.context_tokens)
+    max_tokens, max_bytes = profile.context_tokens, INLINE_REQUEST_LIMIT_BYTES
     keep = max(len(loads) - 2, 1)
     for index in range(1, len(loads) + 1):
-        while fit.overflows(prefix.call(index, keep)):
+        tokens, size = prefix.cost(index, keep)
+        while tokens > max_tokens or size > max_bytes:
             if keep == 1:
                 return None
             keep -= 1
+            tokens, size = prefix.cost(index, keep)
     return keep

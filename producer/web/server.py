@@ -25,6 +25,7 @@ CONNECTIONS_PER_SLOT = 8
 BACKLOG = 512
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 FALLBACK_HOST = "127.0.0.1"
+WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", ""})
 
 
 def bind_host(requested: str, tokens: TokenTable) -> tuple[str, str | None]:
@@ -47,6 +48,13 @@ def public_url(settings: Settings, host: str, port: int) -> str:
     """The base of the URLs answers carry: `EDITQUEUE_API_PUBLIC_URL`, else where we listen."""
     if settings.api_public_url:
         return settings.api_public_url
+    if host in WILDCARD_HOSTS:  # not an address a client can use: name this machine's loopback
+        click.echo(
+            f"EDITQUEUE_API_PUBLIC_URL is unset: links in answers use http://127.0.0.1:{port}; "
+            "set it to the address clients use",
+            err=True,
+        )
+        host = FALLBACK_HOST
     shown = f"[{host}]" if ":" in host else host
     return f"http://{shown}:{port}"
 

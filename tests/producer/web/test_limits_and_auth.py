@@ -119,3 +119,16 @@ def test_no_http_api_module_imports_the_worker() -> None:
                 else []
             )
             assert not [n for n in names if n.split(".")[0] == "worker"], path.name
+
+
+def test_the_public_url_is_the_setting_else_an_address_clients_can_use() -> None:
+    from producer.web.server import public_url
+    from shared.config import load_settings
+
+    configured = load_settings(api_public_url="https://eq.example.test")
+    unset = load_settings()
+
+    assert public_url(configured, "0.0.0.0", 8000) == "https://eq.example.test"
+    assert public_url(unset, "127.0.0.1", 8123) == "http://127.0.0.1:8123"
+    assert public_url(unset, "0.0.0.0", 8000) == "http://127.0.0.1:8000"
+    assert public_url(unset, "::1", 8000) == "http://[::1]:8000"
