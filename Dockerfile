@@ -13,4 +13,4 @@ RUN pip install --no-cache-dir . && useradd --create-home editqueue \
     && mkdir -p /cache && chown editqueue:editqueue /cache
 USER editqueue
 ENTRYPOINT ["editqueue"]
-CMD ["worker", "--concurrency", "8"]
+CMD ["worker"]

@@ -162,7 +162,7 @@ class Chaos:
 
     def start_worker(self) -> None:
         n = len(self.all_workers)
-        argv = [str(BIN / "editqueue"), "worker", "--pool", "threads", "--concurrency", "2"]
+        argv = [str(BIN / "editqueue"), "worker", "--processes", "1", "--concurrency", "2"]
         argv += ["-n", f"chaos{n}@%h"]
         proc = spawn(f"worker-{n}", argv, self.workdir, self.env())
         self.workers.append(proc)

@@ -167,14 +167,16 @@ class Fleet:
     def start_workers(
         self, processes: int, concurrency: int, *extra: str, own_cache: bool = False
     ) -> list[Child]:
-        """`editqueue worker --pool threads --concurrency C` x P; returns once all are ready.
+        """`editqueue worker --processes 1 --concurrency C` x P; returns once all are ready.
 
+        The default pool (threads); one command per process so each one's CPU time and memory
+        can be read (`editqueue worker --processes P` starts the same processes under one parent).
         With `own_cache`, each process gets its own blob cache, as on separate machines.
         """
         started = []
         for _ in range(processes):
             n = len(self.workers)
-            args = [str(BIN / "editqueue"), "worker", "--pool", "threads"]
+            args = [str(BIN / "editqueue"), "worker", "--processes", "1"]
             args += ["--concurrency", str(concurrency), "-n", f"w{n}-{self.prefix}@%h", *extra]
             env = self.env()
             if own_cache:

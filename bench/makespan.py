@@ -184,16 +184,16 @@ def compare(name: str, ours: Run, peer: Run, load: Load) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", default=bool(os.environ.get("BENCH_QUICK")))
-    parser.add_argument("--sessions", type=int, help="default 200 (--quick: 100)")
-    parser.add_argument("--turns", type=int, default=5)
+    parser.add_argument("--sessions", type=int, help="default 60 (--quick: 30)")
+    parser.add_argument("--turns", type=int, default=4)
     parser.add_argument("--processes", type=int, default=2, help="worker processes")
-    parser.add_argument("--concurrency", type=int, default=25, help="threads per worker")
+    parser.add_argument("--concurrency", type=int, default=15, help="threads per worker")
     parser.add_argument("--latency-s", type=float, default=2.0)
     parser.add_argument("--image-size", default="512")
-    parser.add_argument("--store", choices=["s3", "local", "both"], default="both")
+    parser.add_argument("--store", choices=["s3", "local", "both"], default="s3")
     args = parser.parse_args()
     load = Load(
-        args.sessions or (100 if args.quick else 200),
+        args.sessions or (30 if args.quick else 60),
         args.turns,
         args.processes * args.concurrency,
         args.latency_s,
@@ -203,8 +203,8 @@ def main() -> None:
     print(
         f"makespan: {load.sessions} sessions x {load.turns} turns, emulator latency "
         f"{load.latency_s:g} s, {load.image_size} images ({ASPECT_RATIO}), {load.slots} slots: "
-        f"ours {args.processes} worker processes x --pool threads --concurrency "
-        f"{args.concurrency}, peer ThreadPoolExecutor({load.slots}); ideal {load.ideal_s:.1f} s; "
+        f"ours {args.processes} x `editqueue worker --processes 1 --concurrency "
+        f"{args.concurrency}` (the default threads pool), peer ThreadPoolExecutor({load.slots}); ideal {load.ideal_s:.1f} s; "
         f"{os.cpu_count()} cores shared by every process"
     )
     runs: dict[str, Run] = {}

@@ -8,7 +8,6 @@ by commands that need them.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,8 @@ from producer.manifest import check_budget, checked_batch_id, generate_batch_id
 from producer.progress import wait_for
 from producer.specs import load_specs
 from producer.views import session_view, sessions_table
-from shared.broker import LANE_FLEX, LANE_STANDARD, QUEUE_FLEX, QUEUE_TURNS
+from producer.worker_fleet import run_workers
+from shared.broker import LANE_FLEX, LANE_STANDARD
 from shared.errors import EditQueueError, InvalidSpec, InvalidState, UnknownSession
 from shared.models import (
     HistoryPolicy,
@@ -34,13 +34,11 @@ from shared.models import (
     TurnSpec,
     validate_stored_id,
 )
-from shared.webhooks import QUEUE_WEBHOOKS
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 USER_ERRORS = (InvalidSpec, UnknownSession, InvalidState)
 WATCH_POLL_S = 1.0
-WORKER_APP = "worker.app:app"
 
 
 class EditQueueGroup(click.Group):
@@ -340,29 +338,6 @@ def reconcile(state: CliState) -> None:
     click.echo(f"enqueued {count} turn(s)")
 
 
-def worker_argv(args: tuple[str, ...] | list[str], lane: str = LANE_STANDARD) -> list[str]:
-    """The celery command line of `editqueue worker`, with the caller's options last.
-
-    A flex worker consumes only the flex lane (its broker keys and visibility timeout apart).
-    """
-    queues = QUEUE_FLEX if lane == LANE_FLEX else f"{QUEUE_TURNS},{QUEUE_WEBHOOKS}"
-    return [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        WORKER_APP,
-        "worker",
-        "-Q",
-        queues,  # turns and webhook deliveries, or the flex lane
-        "--without-gossip",
-        "--without-mingle",
-        "-l",
-        "info",
-        *args,
-    ]
-
-
 @main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 @click.option(
     "--lane",
@@ -371,12 +346,17 @@ def worker_argv(args: tuple[str, ...] | list[str], lane: str = LANE_STANDARD) ->
     show_default=True,
     help="flex: serve Flex-tier turns (long deadline, own visibility timeout).",
 )
+@click.option(
+    "--processes",
+    type=click.IntRange(1, 256),
+    default=None,
+    help="Worker processes on this machine, sharing its blob cache [default: one per core "
+    "for the threads pool, else 1].",
+)
 @click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
-def worker(lane: str, celery_args: tuple[str, ...]) -> None:
-    """Run a Celery worker for turns; other options go to `celery worker` unchanged."""
-    argv = worker_argv(celery_args, lane)
-    os.environ["EDITQUEUE_LANE"] = lane  # the worker app checks this lane's timeouts at start
-    os.execv(argv[0], argv)
+def worker(lane: str, processes: int | None, celery_args: tuple[str, ...]) -> None:
+    """Run worker processes (threads pool, 16 turns each); other options go to `celery worker`."""
+    run_workers(celery_args, lane, processes)
 
 
 main.add_command(cli_batch.budget)

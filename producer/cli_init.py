@@ -14,7 +14,7 @@ from producer.context import CliState
 from shared.preflight import run_checks
 
 EXIT_NOT_READY = 2
-NEXT_STEP = "ready: start workers with `editqueue worker --concurrency 8`"
+NEXT_STEP = "ready: start workers with `editqueue worker`"
 
 pass_state = click.make_pass_decorator(CliState, ensure=True)
 

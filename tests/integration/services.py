@@ -159,7 +159,7 @@ class Stack:
     def start_worker(self, *args: str) -> Proc:
         """An `editqueue worker` subprocess (threads pool unless args say otherwise)."""
         n = len(self.workers)
-        argv = [str(BIN / "editqueue"), "worker", "--pool", "threads", "--concurrency", "2", *args]
+        argv = [str(BIN / "editqueue"), "worker", "--processes", "1", "--concurrency", "2", *args]
         argv += ["-n", f"w{n}-{self.prefix}@%h"]
         proc = spawn(argv, self.workdir / f"worker-{n}.log", env=self.env())
         self.workers.append(proc)

@@ -39,7 +39,7 @@ def env_with(stack: Stack, **changes: str) -> dict[str, str]:
 
 
 def start(stack: Stack, env: dict[str, str], name: str) -> subprocess.Popen[str]:
-    argv = [str(BIN / "editqueue"), "worker", "--pool", "threads", "-n", f"{name}@%h"]
+    argv = [str(BIN / "editqueue"), "worker", "--processes", "1", "-n", f"{name}@%h"]
     return subprocess.Popen(
         argv, env=env, cwd=stack.workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
@@ -105,7 +105,7 @@ def test_init_creates_the_bucket_and_reports_each_check_so_a_worker_then_starts(
     assert lines[0].startswith(f"ok   EDITQUEUE_BROKER_URL: Redis at {stack.broker_url}")
     assert lines[1] == f"ok   EDITQUEUE_STORE_URL: bucket {bucket} at {stack.s3_url} created"
     assert lines[2].startswith("ok   GEMINI_API_KEY: empty, which is fine: the bundled emulator")
-    assert lines[3] == "ready: start workers with `editqueue worker --concurrency 8`"
+    assert lines[3] == "ready: start workers with `editqueue worker`"
     assert f"bucket {bucket} at {stack.s3_url} exists" in again.stdout
     stack.start_worker("--concurrency", "8")  # the command init recommends
 

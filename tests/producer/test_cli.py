@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -11,8 +12,9 @@ from click.testing import CliRunner, Result
 from PIL import Image
 
 from producer import api
-from producer.cli import main, worker_argv
+from producer.cli import main
 from producer.context import CliState
+from producer.worker_fleet import default_processes, worker_argv
 from shared.config import load_settings
 from shared.runtime import Services
 from tests.producer.conftest import RecordingEnqueuer, commit_turn, fail_turn, spec_of
@@ -263,11 +265,37 @@ def test_a_quality_threshold_is_read_from_its_variable(monkeypatch: pytest.Monke
 
 
 def test_worker_runs_celery_with_the_turn_queue_and_passes_options_through() -> None:
-    argv = worker_argv(("--concurrency", "4", "--pool", "threads"))
+    argv = worker_argv(("--concurrency", "4", "--pool", "prefork"), "standard")
 
     assert argv[:4] == [sys.executable, "-m", "celery", "-A"]
     assert argv[4:8] == ["worker.app:app", "worker", "-Q", "editqueue.turns,editqueue.webhooks"]
-    assert argv[-4:] == ["--concurrency", "4", "--pool", "threads"]
+    assert argv[-4:] == ["--concurrency", "4", "--pool", "prefork"]
+    assert "threads" not in argv
+
+
+def test_the_default_worker_is_the_threads_pool_with_sixteen_slots() -> None:
+    argv = worker_argv((), "standard")
+
+    assert argv[-4:] == ["--pool", "threads", "--concurrency", "16"]
+
+
+def test_the_callers_concurrency_wins_and_short_flags_count() -> None:
+    assert "16" not in worker_argv(("-c", "3"), "standard")
+    assert "16" not in worker_argv(("--concurrency=3",), "standard")
+    assert worker_argv(("-Pprefork",), "standard")[-1] == "-Pprefork"
+
+
+def test_several_processes_get_their_own_node_names() -> None:
+    first = worker_argv(("-n", "studio@box"), "standard", 0, 2)
+    second = worker_argv((), "standard", 1, 2)
+
+    assert first[-2:] == ["-n", "studio-0@box"]
+    assert second[-2:] == ["-n", "editqueue-1@%h"]
+
+
+def test_one_process_per_core_for_threads_and_one_for_prefork() -> None:
+    assert default_processes(()) == max(1, os.cpu_count() or 1)
+    assert default_processes(("--pool", "prefork")) == 1
 
 
 def test_the_emulator_command_is_mounted() -> None:
