@@ -204,7 +204,8 @@ def main() -> None:
         f"makespan: {load.sessions} sessions x {load.turns} turns, emulator latency "
         f"{load.latency_s:g} s, {load.image_size} images ({ASPECT_RATIO}), {load.slots} slots: "
         f"ours {args.processes} x `editqueue worker --processes 1 --concurrency "
-        f"{args.concurrency}` (the default threads pool), peer ThreadPoolExecutor({load.slots}); ideal {load.ideal_s:.1f} s; "
+        f"{args.concurrency}` (the default threads pool), "
+        f"peer ThreadPoolExecutor({load.slots}); ideal {load.ideal_s:.1f} s; "
         f"{os.cpu_count()} cores shared by every process"
     )
     runs: dict[str, Run] = {}
