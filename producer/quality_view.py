@@ -46,7 +46,8 @@ FORMATS: dict[str, tuple[tuple[str, str], ...]] = {
     "quality": (
         ("sharpness_ratio", f"detail {TIMES}{{:.2f}}"),
         ("noise_ratio", f"noise {TIMES}{{:.2f}} vs previous"),
-        ("detail_since_first", f"detail {TIMES}{{:.2f}} since turn 1"),
+        ("detail_since_first", f"detail {TIMES}{{:.2f}}"),
+        ("noise_since_first", f"noise {TIMES}{{:.2f}} since turn 1"),
     ),
 }
 

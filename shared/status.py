@@ -50,20 +50,25 @@ def quality_row(
     if result is None or request is None:
         return None
     colour = named_colour(request.prompt)
-    return assess(
-        result.metrics, colour[0] if colour else None, detail_trend(snap, index), thresholds
-    )
+    return assess(result.metrics, colour[0] if colour else None, trends(snap, index), thresholds)
 
 
-def detail_trend(snap: SessionSnapshot, index: int) -> float | None:
-    """The product of turns 2..n's detail ratios (None unless all of them are known)."""
-    trend = 1.0
-    for n in range(2, index + 1):
-        result = snap.results.get(n)
-        if result is None or "sharpness_ratio" not in result.metrics:
-            return None
-        trend *= result.metrics["sharpness_ratio"]
-    return trend
+TRENDS = {"detail_since_first": "sharpness_ratio", "noise_since_first": "noise_ratio"}
+
+
+def trends(snap: SessionSnapshot, index: int) -> dict[str, float]:
+    """Products of turns 2..n's detail and noise ratios (only when every turn has them)."""
+    found: dict[str, float] = {}
+    for name, ratio in TRENDS.items():
+        product = 1.0
+        for n in range(2, index + 1):
+            result = snap.results.get(n)
+            if result is None or ratio not in result.metrics:
+                break
+            product *= result.metrics[ratio]
+        else:
+            found[name] = product
+    return found
 
 
 def turn_status(

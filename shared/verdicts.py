@@ -167,15 +167,14 @@ def precision(metrics: dict[str, float], prompt_colour: str | None, t: QualityTh
     return axis.model_copy(update={"note": f"{prompt_colour}: ΔE {metrics['colour_de']:.1f}"})
 
 
-def quality(metrics: dict[str, float], detail_trend: float | None, t: QualityThresholds) -> Axis:
+def quality(metrics: dict[str, float], trends: dict[str, float], t: QualityThresholds) -> Axis:
     """Degradation: detail and noise against turn n-1 where the edit left the picture alone.
 
-    `detail_trend` is the product of the detail ratios of turns 2..n: the detail kept since turn 1
-    (each factor compares only pixels its edit left alone, so new content does not count).
+    `trends` holds the products of turns 2..n's ratios (`detail_since_first`,
+    `noise_since_first`): what changed since turn 1, each factor over pixels its edit left alone.
     """
     numbers = _pick(metrics, "sharpness_ratio", "noise_ratio", "sharpness", "noise")
-    if detail_trend is not None:
-        numbers["detail_since_first"] = round(detail_trend, 4)
+    numbers |= {name: round(value, 4) for name, value in trends.items()}
     checks = _checks(metrics, t, DETAIL_CHECKS)
     return judge(checks, numbers)
 
@@ -198,7 +197,7 @@ def _limits(t: QualityThresholds, name: str) -> tuple[float, float]:
 def assess(
     metrics: dict[str, float],
     prompt_colour: str | None,
-    detail_trend: float | None,
+    trends: dict[str, float],
     thresholds: QualityThresholds,
 ) -> QualityRow | None:
     """The table row of a transition, or None when turn n has no transition numbers (turn 1, a
@@ -209,5 +208,5 @@ def assess(
         preservation=preservation(metrics, thresholds),
         precision=precision(metrics, prompt_colour, thresholds),
         drift=drift(metrics, thresholds),
-        quality=quality(metrics, detail_trend, thresholds),
+        quality=quality(metrics, trends, thresholds),
     )

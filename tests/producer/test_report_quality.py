@@ -6,6 +6,8 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
+
 from producer import api
 from shared.runtime import Services
 from shared.verdicts import AXES, QualityThresholds
@@ -77,7 +79,8 @@ def test_status_turns_carry_the_four_verdicts(services: Services, tmp_path: Path
             "inliers": 240.0,
         },
     }
-    assert drifted["quality"]["quality"]["numbers"]["detail_since_first"] == 1.0
+    trend = drifted["quality"]["quality"]["numbers"]
+    assert (trend["detail_since_first"], trend["noise_since_first"]) == (1.0, 1.0)
 
 
 def test_the_report_shows_the_four_columns_with_numbers_and_what_needs_a_look(
@@ -107,3 +110,23 @@ def test_a_threshold_setting_rejudges_stored_turns(services: Services, tmp_path:
 
     row = status.turns[2].quality
     assert row is not None and row.drift.verdict == "good"
+
+
+def test_a_slow_loss_of_detail_shows_as_a_trend_since_turn_one(
+    services: Services, tmp_path: Path
+) -> None:
+    sid = api.submit_session(services, spec_of("a", "b", "c"), base_dir=tmp_path)
+    first = commit_turn(services, sid, 1)
+    for index, ratio in ((2, 0.9), (3, 0.8)):
+        metrics = KEPT | {"sharpness_ratio": ratio, "noise_ratio": 1.1}
+        services.repo.commit_result(
+            sid, first.model_copy(update={"index": index, "metrics": metrics})
+        )
+
+    turns = api.session_status(services, sid).turns
+
+    third = turns[2].quality
+    assert third is not None
+    assert third.quality.numbers["detail_since_first"] == pytest.approx(0.72)
+    assert third.quality.numbers["noise_since_first"] == pytest.approx(1.21)
+    assert third.quality.verdict == "good"  # this step kept 80 % of the detail

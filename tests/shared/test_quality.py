@@ -178,7 +178,7 @@ def row(case: Case) -> tuple[dict[str, float], QualityRow]:
         case.prompt, before_bytes(), encode(case.after, case.jpeg_quality), case.mask
     )
     colour = named_colour(case.prompt)
-    judged = assess(metrics, colour[0] if colour else None, None, QualityThresholds())
+    judged = assess(metrics, colour[0] if colour else None, {}, QualityThresholds())
     assert judged is not None
     return metrics, judged
 
