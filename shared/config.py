@@ -43,6 +43,7 @@ DEFAULT_MAX_IMAGE_PIXELS = 40_000_000  # decoded width x height of a reference i
 DEFAULT_API_HEADER_TIMEOUT_S = 10.0
 DEFAULT_API_BODY_TIMEOUT_S = 30.0
 DEFAULT_API_MAX_CONCURRENCY = 32
+DEFAULT_API_MAX_BODY_BYTES_IN_FLIGHT = 4 * DEFAULT_API_MAX_BODY_BYTES
 DEFAULT_API_SHUTDOWN_S = 5.0
 DEFAULT_CLI_TENANT = "cli"
 
@@ -116,6 +117,9 @@ class Settings(BaseSettings):
     api_header_timeout_s: float = Field(default=DEFAULT_API_HEADER_TIMEOUT_S, gt=0)
     api_body_timeout_s: float = Field(default=DEFAULT_API_BODY_TIMEOUT_S, gt=0)
     api_max_concurrency: int = Field(default=DEFAULT_API_MAX_CONCURRENCY, ge=1)
+    api_max_body_bytes_in_flight: int = Field(
+        default=DEFAULT_API_MAX_BODY_BYTES_IN_FLIGHT, gt=0, description="all requests' bodies"
+    )
     api_shutdown_s: float = Field(default=DEFAULT_API_SHUTDOWN_S, gt=0)
     # Limits on what one session may ask for
     max_turns: int = Field(default=DEFAULT_MAX_TURNS, ge=1)

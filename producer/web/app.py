@@ -61,7 +61,12 @@ def create_app(
         max_bytes=settings.api_max_body_bytes,
         timeout_s=settings.api_body_timeout_s,
     )
-    app.add_middleware(ConcurrencyLimitMiddleware, limit=settings.api_max_concurrency)
+    app.add_middleware(
+        ConcurrencyLimitMiddleware,
+        limit=settings.api_max_concurrency,
+        body_budget=settings.api_max_body_bytes_in_flight,
+        max_body=settings.api_max_body_bytes,
+    )
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

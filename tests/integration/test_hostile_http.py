@@ -262,6 +262,7 @@ def hostile_api(
         EDITQUEUE_WEBHOOK_SECRET=WEBHOOK_SECRET,  # no allowed networks: the default rules
         EDITQUEUE_API_MAX_BODY_BYTES="300000",
         EDITQUEUE_API_MAX_CONCURRENCY="8",
+        EDITQUEUE_API_MAX_BODY_BYTES_IN_FLIGHT="500000",
         EDITQUEUE_API_SHUTDOWN_S="2",
         EDITQUEUE_API_HEADER_TIMEOUT_S="1",
         EDITQUEUE_API_BODY_TIMEOUT_S="1",
@@ -453,3 +454,24 @@ def test_past_the_concurrency_limit_requests_get_503_with_retry_after(hostile_ap
     assert answer.headers["retry-after"] == "1"
     assert "EDITQUEUE_API_MAX_CONCURRENCY" in answer.json()["error"]["message"]
     assert health.ok
+
+
+def test_past_the_body_bytes_in_flight_large_bodies_wait_and_small_ones_pass(
+    hostile_api: Api,
+) -> None:
+    time.sleep(1.5)  # earlier tests' held requests end by the body deadline (1 s)
+    sock = connect(hostile_api)  # declares 300,000 bytes, sends none: held in flight
+    sock.sendall(
+        f"POST /v1/sessions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ACME}\r\n"
+        "Content-Type: application/json\r\nContent-Length: 300000\r\n\r\n".encode()
+    )
+    time.sleep(0.3)
+
+    large = hostile_api.post("/v1/sessions", data=session(turn("z" * 250_000)), headers=JSON)
+    small = hostile_api.post("/v1/sessions", data=session(turn()), headers=JSON)
+    sock.close()
+
+    assert large.status_code == 503, large.text
+    assert "EDITQUEUE_API_MAX_BODY_BYTES_IN_FLIGHT" in large.json()["error"]["message"]
+    assert large.headers["retry-after"] == "1"
+    assert small.status_code == 201, small.text
