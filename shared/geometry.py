@@ -25,6 +25,8 @@ ORB_FAST_THRESHOLD = 8
 MIN_MATCHES = 12
 MIN_INLIERS = 10
 RANSAC_REPROJECTION_PX = 3.0
+# A homography outside these is a degenerate fit (features matched by chance), not a camera.
+PLAUSIBLE_SCALE = (0.2, 5.0)
 
 cv2.setNumThreads(1)  # a worker process runs one turn per slot; threads would only contend
 
@@ -98,6 +100,13 @@ def decompose(
     matrix: Matrix, prev_size: tuple[int, int], cur_size: tuple[int, int], inliers: int
 ) -> Camera:
     """Scale, shift, rotation and stretch of a pixel homography between frames of these sizes."""
+    with np.errstate(all="ignore"):  # a degenerate fit gives inf/NaN, refused by the caller
+        return _decompose(matrix, prev_size, cur_size, inliers)
+
+
+def _decompose(
+    matrix: Matrix, prev_size: tuple[int, int], cur_size: tuple[int, int], inliers: int
+) -> Camera:
     norm = _normalised(matrix, prev_size[1], cur_size[1])
     linear = norm[:2, :2]
     scale = math.sqrt(abs(float(np.linalg.det(linear))))
@@ -127,7 +136,16 @@ def camera_change(previous: Gray, current: Gray) -> Camera:
     matrix, inliers = found
     prev_size = (previous.shape[1], previous.shape[0])
     cur_size = (current.shape[1], current.shape[0])
-    return decompose(matrix, prev_size, cur_size, inliers)
+    return plausible(decompose(matrix, prev_size, cur_size, inliers))
+
+
+def plausible(camera: Camera) -> Camera:
+    """The camera, or "not aligned" when the fit is degenerate (non-finite, absurd scale)."""
+    numbers = (camera.scale, camera.shift, camera.rotation_deg, camera.aspect)
+    low, high = PLAUSIBLE_SCALE
+    if not all(math.isfinite(n) for n in numbers) or not low <= camera.scale <= high:
+        return Camera(aligned=False)
+    return camera
 
 
 def rescaled(matrix: Matrix, into: float, out: float) -> Matrix:

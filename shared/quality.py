@@ -18,6 +18,7 @@ what moved beyond the requested global change; the colour shift outside the edit
 from __future__ import annotations
 
 import io
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
@@ -257,6 +258,6 @@ def turn_metrics(
     """The metrics stored with turn n (turn 1, without a predecessor: the image's own)."""
     cur = decode_reduced(current)
     numbers = image_metrics(cur)
-    if previous is None:
-        return numbers
-    return numbers | transition_metrics(prompt, decode_reduced(previous), cur, mask)
+    if previous is not None:
+        numbers |= transition_metrics(prompt, decode_reduced(previous), cur, mask)
+    return {name: value for name, value in numbers.items() if math.isfinite(value)}  # JSON-safe

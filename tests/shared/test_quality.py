@@ -17,6 +17,7 @@ from PIL import Image, ImageFilter
 from skimage import data as samples
 
 from shared.colours import delta_e, named_colour, parse_hex, to_lab
+from shared.geometry import decompose, plausible
 from shared.quality import decode_reduced, turn_metrics
 from shared.verdicts import QualityRow, QualityThresholds, assess
 
@@ -225,3 +226,22 @@ def test_a_named_colour_counts_only_when_the_prompt_is_about_colour() -> None:
         "#8FAF8A",
         (0x8F, 0xAF, 0x8A),
     )
+
+
+def test_a_degenerate_homography_reads_as_not_aligned_instead_of_numbers() -> None:
+    singular = np.array([[1.0, 2.0, 0.0], [2.0, 4.0, 0.0], [0.0, 0.0, 1.0]])
+    tiny = np.diag([1e-4, 1e-4, 1.0])
+
+    for matrix in (singular, tiny):
+        camera = plausible(decompose(matrix, (688, 387), (688, 387), 50))
+        assert camera.aligned is False and camera.homography is None
+
+
+def test_two_unrelated_images_give_finite_numbers_and_a_weak_keep_turn() -> None:
+    rng = np.random.default_rng(5)
+    noise = Image.fromarray(rng.integers(0, 255, (SIZE[1], SIZE[0], 3), dtype=np.uint8))
+
+    metrics, judged = row(Case(f"Add a plant. {KEEP}", noise, {}))
+
+    assert all(np.isfinite(v) for v in metrics.values())
+    assert judged.preservation.verdict == "weak"
