@@ -34,6 +34,7 @@ from shared.dispatch import dispatch
 from shared.errors import EditQueueError, InvalidSpec, SessionExists, StorageUnavailable
 from shared.events import EventKind, make_event
 from shared.images import sniff_mime
+from shared.metrics import record_session
 from shared.models import (
     BlobRef,
     HistoryPolicy,
@@ -139,6 +140,7 @@ def submit_many(
     for sid, session_tier in zip(sids, tiers, strict=True):
         enqueue(services, sid, 1, session_tier)
         services.coord.track_session(sid)
+        record_session("submitted")
     return sids
 
 
@@ -318,6 +320,7 @@ def cancel(services: Services, sid: str) -> None:
     """
     check_cancel(session_status(services, sid))
     services.repo.cancel(sid)
+    record_session("cancelled")
     services.events.emit(make_event(EventKind.SESSION_CANCELLED, sid, _now()))
 
 

@@ -7,6 +7,7 @@ by commands that need them.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -357,6 +358,21 @@ def reconcile(state: CliState) -> None:
 def worker(lane: str, processes: int | None, celery_args: tuple[str, ...]) -> None:
     """Run worker processes (threads pool, 16 turns each); other options go to `celery worker`."""
     run_workers(celery_args, lane, processes)
+
+
+def flower_argv(args: tuple[str, ...] | list[str]) -> list[str]:
+    """`celery -A worker.app:app flower ARGS`: Flower on the fleet's broker (default port 5555)."""
+    return [sys.executable, "-m", "celery", "-A", WORKER_APP, "flower", *args]
+
+
+@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.argument("flower_args", nargs=-1, type=click.UNPROCESSED)
+def flower(flower_args: tuple[str, ...]) -> None:
+    """Run Flower (the `flower` extra) on the fleet; options go to `celery flower` unchanged."""
+    if importlib.util.find_spec("flower") is None:
+        raise InvalidSpec("Flower is not installed: pip install 'editqueue[flower]'")
+    argv = flower_argv(flower_args)
+    os.execv(argv[0], argv)
 
 
 main.add_command(cli_batch.budget)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from shared.errors import StorageUnavailable
+from shared.metrics import record_blob_cache
 from shared.storage import ObjectStore
 
 BLOB_PREFIX = "blobs/sha256/"
@@ -106,6 +107,7 @@ class BlobCache:
             self._misses += misses
             self._bytes_downloaded += size
             self._evictions += evicted
+        record_blob_cache(hits, misses, size)
 
     def path(self, sha256: str) -> Path:
         """A local file holding exactly the blob's bytes, downloaded on first use."""

@@ -10,6 +10,7 @@ from typing import Any, Protocol
 from celery import Celery
 from kombu.exceptions import KombuError
 
+from shared import tracing
 from shared.config import Settings
 from shared.errors import BrokerUnavailable
 
@@ -60,6 +61,10 @@ def _base_config(settings: Settings) -> dict[str, Any]:
         "task_default_queue": QUEUE_TURNS,
         "broker_connection_retry_on_startup": True,
         "worker_hijack_root_logger": False,
+        # Task events for Flower and celery-exporter (queue length, task counters, runtimes):
+        # editqueue's own metrics do not duplicate them. Redis transport only (SQS has none).
+        "worker_send_task_events": True,
+        "task_send_sent_event": True,
         "broker_transport_options": {
             "visibility_timeout": settings.visibility_timeout_s,
             "unacked_restore_interval": 1,
@@ -70,6 +75,23 @@ def _base_config(settings: Settings) -> dict[str, Any]:
             "polling_interval": 0.05,
         },
     }
+
+
+def queue_depths(app: Celery, queues: list[str]) -> dict[str, int]:
+    """Messages waiting in each queue, every priority level counted (kombu's own count).
+
+    celery-exporter's Redis queue length reads only the base list, and editqueue's turns wait in
+    the priority lists beside it (`editqueue.turns:8` for first turns), so it would show ~0.
+    """
+    depths: dict[str, int] = {}
+    with app.connection_for_read() as conn:
+        channel = conn.default_channel
+        for queue in queues:
+            try:
+                depths[queue] = int(channel.queue_declare(queue=queue, passive=True).message_count)
+            except conn.channel_errors:  # 404: never declared, nothing was sent to it yet
+                depths[queue] = 0
+    return depths
 
 
 def make_celery(settings: Settings, name: str = "editqueue", lane: str = LANE_STANDARD) -> Celery:
@@ -135,12 +157,22 @@ class CeleryEnqueuer:
         if lane != LANE_STANDARD:
             kwargs["lane"] = lane
         app = self.flex_app if flex and self.flex_app is not None else self.app
-        app.send_task(
-            TASK_RUN_TURN,
-            args=[sid, index],
-            kwargs=kwargs,
-            task_id=turn_task_id(sid, index, attempt, lane),
-            countdown=countdown_s or None,
-            priority=turn_priority(index),
-            queue=QUEUE_FLEX if flex else QUEUE_TURNS,
-        )
+        headers: dict[str, str] = {}  # the trace context (W3C traceparent) when tracing is on
+        with tracing.producer_span(
+            f"enqueue {TASK_RUN_TURN}",
+            headers,
+            editqueue__session_id=sid,
+            editqueue__turn=index,
+            editqueue__attempt=attempt,
+            editqueue__lane=lane,
+        ):
+            app.send_task(
+                TASK_RUN_TURN,
+                args=[sid, index],
+                kwargs=kwargs,
+                task_id=turn_task_id(sid, index, attempt, lane),
+                countdown=countdown_s or None,
+                priority=turn_priority(index),
+                queue=QUEUE_FLEX if flex else QUEUE_TURNS,
+                headers=headers,
+            )

@@ -141,6 +141,32 @@ class Settings(BaseSettings):
     )
     # quality verdicts (shared/verdicts.py): the limits of strong and good per check
     quality: QualityThresholds = Field(default_factory=QualityThresholds)
+    # Observability (README "Operating a fleet")
+    metrics_port: int | None = Field(default=None, ge=1, le=65535, description="/metrics; off")
+    metrics_dir: str | None = Field(
+        default=None,
+        validation_alias="PROMETHEUS_MULTIPROC_DIR",
+        description="prometheus_client's multiprocess directory; empty = a fresh temp dir",
+    )
+    log_format: Literal["text", "json"] = "text"
+    # The standard OpenTelemetry variables that switch tracing on (the SDK reads the rest).
+    otel_exporter_otlp_endpoint: str | None = Field(
+        default=None, validation_alias="OTEL_EXPORTER_OTLP_ENDPOINT"
+    )
+    otel_traces_exporter: str | None = Field(default=None, validation_alias="OTEL_TRACES_EXPORTER")
+    otel_sdk_disabled: bool = Field(default=False, validation_alias="OTEL_SDK_DISABLED")
+
+    @property
+    def otel_exporter(self) -> str | None:
+        """`otlp` or `console` when the OTEL_* variables ask for traces, else None."""
+        if self.otel_sdk_disabled:
+            return None
+        exporter = (self.otel_traces_exporter or "").strip().lower()
+        if exporter in ("otlp", "console"):
+            return exporter
+        if not exporter and self.otel_exporter_otlp_endpoint:
+            return "otlp"
+        return None
 
     @property
     def call_timeout_s(self) -> float:

@@ -283,6 +283,22 @@ class FailureRecord(Strict):
     failed_at: datetime
 
 
+class AttemptRecord(Strict):
+    """`turns/{n}/attempts/{revision}-{attempt}.json`: one API attempt that did not commit.
+
+    Written once per attempt (create-if-absent), so a timed-out call's 35 s stay on record;
+    the committed attempt is in `result.json`.
+    """
+
+    index: int = Field(ge=1)
+    attempt: int = Field(ge=1)
+    request_revision: int = 1
+    outcome: str  # retried | parked | failed (committed: synthesised from result.json)
+    latency_s: float | None = None  # the API call's wall time, deadline overruns included
+    error: ErrorInfo | None = None
+    ended_at: datetime
+
+
 class ParkRecord(Strict):
     """`turns/{n}/parked.json`: a turn waiting longer than the broker may hold a countdown.
 
@@ -328,6 +344,7 @@ class TurnStatus(Strict):
     metrics: dict[str, float] = Field(default_factory=dict)  # shared/quality.py's numbers
     quality: QualityRow | None = None  # the verdicts against turn n-1 (shared/verdicts.py)
     tier: Tier | None = None  # the tier that billed a committed turn
+    attempt_history: list[AttemptRecord] = Field(default_factory=list)
 
 
 class SessionStatus(Strict):

@@ -15,6 +15,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from shared.errors import EditQueueError, ObjectNotFound, StorageUnavailable
+from shared.metrics import record_s3_request
 from shared.storage import _safe_key, _safe_prefix
 
 # botocore counts `max_attempts` as retries after the first request: 6 requests in total.
@@ -72,6 +73,11 @@ def _s3_errors(what: str) -> Iterator[None]:
         raise _translate(exc, what) from exc
 
 
+def _count_request(model: Any, **_: Any) -> None:
+    """botocore's before-call event: one count per S3 operation (GetObject, PutObject ...)."""
+    record_s3_request(str(getattr(model, "name", "unknown")))
+
+
 class S3Store:
     """Objects under `prefix` in one bucket; credentials come from the standard AWS_* chain."""
 
@@ -95,6 +101,7 @@ class S3Store:
                 session = boto3.session.Session()
                 config = client_config(endpoint_url)
                 client = session.client("s3", endpoint_url=endpoint_url, config=config)
+            client.meta.events.register("before-call.s3", _count_request)
         self._client = client
 
     def __repr__(self) -> str:

@@ -10,6 +10,7 @@ from pydantic import BaseModel
 
 from shared.errors import ObjectNotFound, UnknownSession
 from shared.models import (
+    AttemptRecord,
     BatchRecord,
     FailureRecord,
     ParkRecord,
@@ -60,6 +61,7 @@ class SessionSnapshot:
     failures: dict[int, FailureRecord] = field(default_factory=dict)
     parked: dict[int, ParkRecord] = field(default_factory=dict)
     park_tallies: dict[int, ParkTally] = field(default_factory=dict)
+    attempts: dict[int, list[AttemptRecord]] = field(default_factory=dict)  # full reads only
     cancelled: bool = False
 
     def parks_so_far(self, index: int) -> int:
@@ -150,6 +152,11 @@ class SessionRepository:
         """Remove turn n's failure record before a manual retry."""
         self.store.delete(turn_key(sid, index, "failure.json"))
 
+    def record_attempt(self, sid: str, record: AttemptRecord) -> bool:
+        """Keep an uncommitted API attempt (once per revision and attempt number)."""
+        name = f"attempts/{record.request_revision}-{record.attempt:03d}.json"
+        return self.store.put_if_absent(turn_key(sid, record.index, name), _dump(record))
+
     def park(self, sid: str, park: ParkRecord) -> None:
         """Record that turn n waits until `park.due_at` (replaces an earlier park), and count it
         in `parks.json`, which unparking leaves in place."""
@@ -212,10 +219,15 @@ class SessionRepository:
             snap.cancelled = True
             return
         parts = rest.split("/")
-        if len(parts) != 3 or parts[0] != "turns" or not parts[1].isdigit():
+        if len(parts) < 3 or parts[0] != "turns" or not parts[1].isdigit():
             return
-        index, name = int(parts[1]), parts[2]
+        index, name = int(parts[1]), "/".join(parts[2:])
         if through is not None and index > through:
+            return
+        if name.startswith("attempts/"):
+            # Only status reads (no `through`) show them; a running turn need not read them.
+            if through is None and (attempt := self._read(key, AttemptRecord)):
+                snap.attempts.setdefault(index, []).append(attempt)
             return
         if name == "request.json" and (req := self.request(sid, index)):
             snap.requests[index] = req

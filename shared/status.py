@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from shared.colours import named_colour
 from shared.coordination import LiveTurn
-from shared.models import ParkRecord, SessionState, SessionStatus, TurnState, TurnStatus
+from shared.models import (
+    AttemptRecord,
+    ParkRecord,
+    SessionState,
+    SessionStatus,
+    TurnState,
+    TurnStatus,
+)
 from shared.sessions import SessionSnapshot
 from shared.verdicts import QualityRow, QualityThresholds, assess
 
@@ -71,6 +78,24 @@ def trends(snap: SessionSnapshot, index: int) -> dict[str, float]:
     return found
 
 
+def attempt_history(snap: SessionSnapshot, index: int) -> list[AttemptRecord]:
+    """Turn n's API attempts for its current request, in order, the committed one last."""
+    request = snap.requests[index]
+    result = snap.results.get(index)
+    revision = result.request_revision if result else request.revision
+    records = {r.attempt: r for r in snap.attempts.get(index, []) if r.request_revision == revision}
+    if result is not None:
+        records[result.attempt] = AttemptRecord(
+            index=index,
+            attempt=result.attempt,
+            request_revision=revision,
+            outcome="committed",
+            latency_s=result.latency_s,
+            ended_at=result.committed_at,
+        )
+    return [records[n] for n in sorted(records)]
+
+
 def turn_status(
     snap: SessionSnapshot,
     index: int,
@@ -78,6 +103,14 @@ def turn_status(
     thresholds: QualityThresholds = DEFAULT_THRESHOLDS,
 ) -> TurnStatus:
     """The status document's entry for turn n."""
+    status = _turn_status(snap, index, live, thresholds)
+    history = attempt_history(snap, index)
+    return status.model_copy(update={"attempt_history": history}) if history else status
+
+
+def _turn_status(
+    snap: SessionSnapshot, index: int, live: LiveTurn | None, thresholds: QualityThresholds
+) -> TurnStatus:
     state = turn_state(snap, index, live)
     request = snap.requests[index]
     result = snap.results.get(index)

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 from typing import Any
 
 from celery import Celery
 from celery.signals import worker_init, worker_ready, worker_shutdown
 
-from shared import runtime
+from shared import logs, runtime
 from shared.broker import make_celery
 from shared.config import Settings, load_settings
 from shared.preflight import StartupRefused, checked_settings
+from worker import telemetry
 from worker.timeouts import check_timeouts
-
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 
 
 def create_app(settings: Settings) -> Celery:
@@ -67,11 +65,13 @@ def _check_before_consuming(sender: Any = None, **_: Any) -> None:
 
 def _app() -> Celery:
     try:
-        return create_app(load_settings())
+        settings = load_settings()
+        logs.configure(settings)
+        telemetry.install(settings)
+        return create_app(settings)
     except ValueError as exc:  # a setting out of range: refused like the start-up checks
         print(f"error: worker not started: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
 
 
-logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
 app = _app()

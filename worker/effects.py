@@ -36,7 +36,12 @@ class TurnEffects:
     @property
     def secret(self) -> str | None:
         """The API key, to scrub from messages."""
-        key = self.services.settings.api_key
+        return self.key_of(self.services)
+
+    @staticmethod
+    def key_of(services: Services) -> str | None:
+        """The API key of `services`, to scrub from messages."""
+        key = services.settings.api_key
         return key.get_secret_value() if key else None
 
     def running(self, attempt: int) -> None:
@@ -91,7 +96,6 @@ class TurnEffects:
             updated_at=time.time(),
         )
         self.services.coord.set_live(self.sid, self.index, live)
-        log.warning("turn %s/%d parked (%s) until %.0f", self.sid, self.index, reason, due_at)
 
     def fail(self, attempt: int, exc: EditQueueError, revision: int) -> None:
         """Write `failure.json` with the reason and stop the session."""
@@ -104,7 +108,6 @@ class TurnEffects:
         )
         self.services.repo.record_failure(self.sid, failure)
         self.done()
-        log.warning("turn %s/%d failed: %s", self.sid, self.index, failure.error.message)
         data = {"state": "failed", "error": failure.error.model_dump(), "attempts": attempt}
         for kind in (EventKind.TURN_FAILED, EventKind.SESSION_FAILED):
             self.emit(

@@ -6,7 +6,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from shared.budget import BudgetLedger
+from shared.metrics import record_budget
 from shared.sessions import SessionRepository, SessionSnapshot
+
+BATCH_SCOPE = "batch:"
 
 
 @dataclass(frozen=True)
@@ -35,7 +38,7 @@ def budget_scopes(repo: SessionRepository, snap: SessionSnapshot) -> list[Scope]
                 snaps = (repo.snapshot(sid) for sid in batch.session_ids)
                 return sum(r.cost_usd for s in snaps for r in s.results.values())
 
-            scopes.append(Scope(f"batch:{batch.batch_id}", batch.budget_usd, batch_spent))
+            scopes.append(Scope(f"{BATCH_SCOPE}{batch.batch_id}", batch.budget_usd, batch_spent))
     return scopes
 
 
@@ -63,4 +66,7 @@ class BudgetHold:
         """Release the reservations and record what was billed."""
         for scope in self.held:
             self.ledger.settle(scope.name, self.owner, actual_usd)
+            if scope.name.startswith(BATCH_SCOPE):
+                remaining = scope.limit_usd - self.ledger.spent(scope.name)
+                record_budget(scope.name.removeprefix(BATCH_SCOPE), scope.limit_usd, remaining)
         self.held = []

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import random
 import time
 import uuid
@@ -10,11 +9,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 
+from shared import tracing
 from shared.advice import raise_budget
 from shared.broker import LANE_FLEX, LANE_STANDARD
 from shared.catalog import profile_for
 from shared.cost import turn_cost_usd
-from shared.errors import NoToken, PermanentError, TransientError
+from shared.errors import EditQueueError, NoToken, PermanentError, TransientError
 from shared.events import EventKind, make_event
 from shared.failpoints import failpoint
 from shared.history import check_fits, effective_size, estimate_tokens, request_payload
@@ -24,11 +24,10 @@ from shared.responses import ApiResponse, ReturnedPart, check_response
 from shared.runtime import Services
 from shared.sessions import SessionSnapshot
 from worker.effects import TurnEffects
+from worker.observe import TurnObservation
 from worker.results import build_result
 from worker.retry_plan import GiveUp, Park, Requeue, flex_falls_back, plan_retry
 from worker.spend import BudgetHold, budget_scopes
-
-log = logging.getLogger("editqueue.turn")
 
 BUSY_RETRY_S = 5.0
 BUDGET_RECHECK_S = 900.0
@@ -81,8 +80,22 @@ class TurnRunner:
     owner: str
     rng: random.Random = field(default_factory=random.Random)
     lane: str = LANE_STANDARD  # the tier this delivery calls (and bills) at: standard or flex
+    obs: TurnObservation = field(init=False)
 
     def run(self, sid: str, index: int, attempt: int) -> Outcome:
+        """Steps 1-3, then one report of what this delivery did (log line, metrics)."""
+        secret = TurnEffects.key_of(self.services)
+        self.obs = TurnObservation(sid, index, attempt, secret=secret, tier=self.lane)
+        try:
+            outcome = self._run(sid, index, attempt)
+        except BaseException as exc:  # the task shell requeues or fails it; say so here too
+            self.obs.error = exc if isinstance(exc, EditQueueError) else self.obs.error
+            self.obs.finish("error", self.services.repo)
+            raise
+        self.obs.finish(outcome, self.services.repo)
+        return outcome
+
+    def _run(self, sid: str, index: int, attempt: int) -> Outcome:
         """Steps 1-3: skip what is done or not ready, then run under the turn's lease."""
         repo = self.services.repo
         if repo.is_committed(sid, index):
@@ -107,18 +120,29 @@ class TurnRunner:
     def _ttl_s(self) -> float:
         return self.services.settings.longest_task_s
 
+    def _observe(self, snap: SessionSnapshot, index: int, attempt: int) -> None:
+        """Make sure `obs` observes this turn (run() made it, unless a batch line commits)."""
+        sid = snap.record.session_id
+        current = getattr(self, "obs", None)
+        if current is None or (current.sid, current.index) != (sid, index):
+            secret = TurnEffects.key_of(self.services)
+            self.obs = TurnObservation(sid, index, attempt, secret=secret, tier=self.lane)
+            self.obs.loaded(snap, index)
+
     def _effects(self, sid: str, index: int) -> TurnEffects:
         return TurnEffects(self.services, sid, index, self.lane)
 
     def _attempt(self, sid: str, index: int, attempt: int) -> Outcome:
         """Steps 4-7 for a turn whose predecessor is committed."""
-        snap = self.services.repo.snapshot(sid, through=index)
+        with tracing.span("load history", editqueue__turn=index):
+            snap = self.services.repo.snapshot(sid, through=index)
         request = snap.requests.get(index)
         if index in snap.results:
             self.after_commit(sid, index, snap.results[index], redelivered=True)
             return Outcome.ALREADY_DONE
         if request is None:
             return Outcome.NO_REQUEST
+        self.obs.loaded(snap, index)
         failure = snap.failures.get(index)
         if failure and failure.request_revision == request.revision:
             return Outcome.FAILED  # a stale redelivery of a turn that already failed
@@ -126,20 +150,31 @@ class TurnRunner:
         effects.running(attempt)
         try:
             response, chosen, hold = self._call(snap, index)
-        except NoToken as exc:
+        except EditQueueError as exc:
+            self.obs.error = exc
+            return self._not_called(snap, effects, attempt, exc)
+        return self.commit(snap, index, attempt, response, chosen, hold)
+
+    def _not_called(
+        self, snap: SessionSnapshot, effects: TurnEffects, attempt: int, exc: EditQueueError
+    ) -> Outcome:
+        """The call was refused, deferred or failed: requeue, park or fail the turn."""
+        index = effects.index
+        revision = snap.requests[index].revision
+        if isinstance(exc, NoToken):
             wait = min(self.services.settings.max_countdown_s, exc.wait_s + self.rng.random())
+            self.obs.throttled(wait)
             effects.requeue(attempt, wait, None, "rate_limit")
             return Outcome.THROTTLED
-        except _OverBudget as exc:
+        if isinstance(exc, _OverBudget):
             parks = snap.parks_so_far(index) + 1
-            due = time.time() + BUDGET_RECHECK_S
-            effects.park(attempt, due, "budget", exc, request.revision, parks)
+            self.obs.park_until = time.time() + BUDGET_RECHECK_S
+            effects.park(attempt, self.obs.park_until, "budget", exc, revision, parks)
             return Outcome.PARKED
-        except TransientError as exc:
+        if isinstance(exc, TransientError):
             return self._after_transient(snap, effects, attempt, exc)
-        except PermanentError as exc:
-            return self._fail(effects, attempt, exc, request.revision)
-        return self.commit(snap, index, attempt, response, chosen, hold)
+        assert isinstance(exc, PermanentError)
+        return self._fail(effects, attempt, exc, revision)
 
     def _call(
         self, snap: SessionSnapshot, index: int
@@ -170,7 +205,9 @@ class TurnRunner:
         try:
             return response, check_response(response), hold
         except BaseException:
-            hold.settle(turn_cost_usd(profile, size, response.usage, {}, 0, self.lane))
+            billed = turn_cost_usd(profile, size, response.usage, {}, 0, self.lane)
+            self.obs.billed(billed)
+            hold.settle(billed)
             raise
 
     def _gated_call(self, model: str, sid: str, body: StreamingBody) -> ApiResponse:
@@ -183,7 +220,7 @@ class TurnRunner:
         if wait is not None:
             raise NoToken(f"call gate: wait {wait:.1f}s", wait_s=wait)
         try:
-            return self.services.api.generate(model, body)
+            return self.obs.call(lambda: self.services.api.generate(model, body))
         finally:
             gate.release(self.owner)
 
@@ -198,28 +235,35 @@ class TurnRunner:
     ) -> Outcome:
         """Step 7: exact bytes to blobs, `result.json` once, then step 8."""
         sid = snap.record.session_id
+        self._observe(snap, index, attempt)  # a batch wave's line commits without run()
         cost_usd = response_cost(snap, index, response, self.services, self.lane)
+        self.obs.billed(cost_usd)
         try:
-            result = build_result(
-                blobs=self.services.blobs,
-                record=snap.record,
-                request=snap.requests[index],
-                response=response,
-                chosen=chosen,
-                attempt=attempt,
-                now=datetime.now(UTC),
-                cost_usd=cost_usd,
-                previous=snap.results.get(index - 1),
-                tier=self.lane,
-            )
+            with tracing.span("store blobs", editqueue__turn=index):
+                result = build_result(
+                    blobs=self.services.blobs,
+                    record=snap.record,
+                    request=snap.requests[index],
+                    response=response,
+                    chosen=chosen,
+                    attempt=attempt,
+                    now=datetime.now(UTC),
+                    cost_usd=cost_usd,
+                    previous=snap.results.get(index - 1),
+                    tier=self.lane,
+                )
             failpoint(self.services.settings, "after_blobs")
-            winner, won = self.services.repo.commit_result(sid, result)
+            with tracing.span("commit", editqueue__turn=index):
+                winner, won = self.services.repo.commit_result(sid, result)
         finally:
             hold.settle(cost_usd)  # billed, whether or not this attempt won the commit
         TurnEffects(self.services, sid, index).done()
         if index in snap.parked:
             self.services.repo.unpark(sid, index)
-        log.info("turn %s/%d %s (attempt %d)", sid, index, "committed" if won else "dup", attempt)
+        if won:
+            self.obs.committed(snap, result)
+        # Reported before anything can fail or kill us: the commit is what happened.
+        self.obs.finish(Outcome.COMMITTED if won else Outcome.DUPLICATE, self.services.repo)
         failpoint(self.services.settings, "after_commit")
         self.after_commit(sid, index, winner, tier=snap.record.tier)
         return Outcome.COMMITTED if won else Outcome.DUPLICATE
@@ -235,6 +279,8 @@ class TurnRunner:
     ) -> None:
         """Step 8 (also for redeliveries, in case the first delivery died right after commit)."""
         has_next = self.chain_next(sid, index, only_if_lost=redelivered, tier=tier)
+        if not has_next and not redelivered:
+            TurnObservation.session_completed()
         result = result or self.services.repo.result(sid, index)
         if result is None:
             return
@@ -266,7 +312,8 @@ class TurnRunner:
         ):
             return True
         tier = tier or repo.session(sid).tier
-        TurnEffects(self.services, sid, index + 1, tier.value).requeue(1, 0.0, None, None)
+        with tracing.new_trace():  # turn n+1 gets its own trace, linked to this one
+            TurnEffects(self.services, sid, index + 1, tier.value).requeue(1, 0.0, None, None)
         return True
 
     def _after_transient(
@@ -279,21 +326,14 @@ class TurnRunner:
         if self.lane == LANE_FLEX and flex_falls_back(exc, attempt, settings):
             standard = TurnEffects(self.services, effects.sid, index, LANE_STANDARD)
             standard.requeue(attempt + 1, 0.0, exc, "flex_fallback")
-            log.warning("turn %s/%d: flex %s; falls back to standard", effects.sid, index, exc.kind)
-            return Outcome.FALLBACK
+            return Outcome.FALLBACK  # the attempt's log line says so (outcome=fallback)
         plan = plan_retry(exc, attempt, parks, settings, time.time(), self.rng)
         if isinstance(plan, Requeue):
+            self.obs.retry_in_s = plan.countdown_s
             effects.requeue(attempt + 1, plan.countdown_s, exc, None)
-            log.warning(
-                "turn %s/%d attempt %d: %s; retry in %.1fs",
-                snap.record.session_id,
-                index,
-                attempt,
-                exc.kind,
-                plan.countdown_s,
-            )
             return Outcome.RETRY
         if isinstance(plan, Park):
+            self.obs.park_until = plan.due_at
             effects.park(attempt + 1, plan.due_at, plan.reason, exc, revision, parks + 1)
             return Outcome.PARKED
         assert isinstance(plan, GiveUp)

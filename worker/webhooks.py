@@ -14,6 +14,7 @@ from celery import shared_task
 
 from shared import runtime
 from shared.errors import TransientError
+from shared.metrics import record_webhook
 from shared.models import validate_stored_id
 from shared.webhook_sink import CeleryWebhookQueue
 from shared.webhooks import TASK_DELIVER_WEBHOOK, valid_event_id
@@ -39,7 +40,9 @@ def deliver_webhook(
     queue = CeleryWebhookQueue(self.app)
     delivery = WebhookDelivery(services, queue, owner=self.request.id or uuid.uuid4().hex)
     try:
-        return delivery.deliver(session_id, event_id, attempt, float(due_at)).value
+        outcome = delivery.deliver(session_id, event_id, attempt, float(due_at)).value
+        record_webhook(outcome)
+        return outcome
     except TransientError as exc:
         # The store or Redis failed around the POST: try the same attempt again shortly.
         log.warning("webhook %s: %s; requeued", event_id, exc)

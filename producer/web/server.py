@@ -14,6 +14,7 @@ import uvicorn
 from producer.web.admission import header_deadline_protocol
 from producer.web.app import create_app
 from producer.web.auth import TokenTable
+from shared import logs, metrics_http
 from shared.config import Settings
 from shared.idempotency import Idempotency, idempotency_store_for
 from shared.runtime import build_services
@@ -59,6 +60,14 @@ def public_url(settings: Settings, host: str, port: int) -> str:
     return f"http://{shown}:{port}"
 
 
+def start_observability(settings: Settings) -> None:
+    """/metrics on EDITQUEUE_METRICS_PORT (apart from the API's port and tokens), log format."""
+    if settings.metrics_port is not None:
+        metrics_http.use_multiprocess(settings)
+        metrics_http.serve(settings.metrics_port)
+    logs.configure(settings)
+
+
 def serve(settings: Settings, host: str, port: int) -> None:
     """Run the API until interrupted (SIGTERM: in-flight requests get `api_shutdown_s`)."""
     tokens = TokenTable.from_settings(settings)
@@ -67,6 +76,7 @@ def serve(settings: Settings, host: str, port: int) -> None:
     host, notice = bind_host(host, tokens)
     if notice:
         click.echo(notice, err=True)
+    start_observability(settings)
     settings = settings.model_copy(update={"api_public_url": public_url(settings, host, port)})
     services = build_services(settings)
     keys = Idempotency(idempotency_store_for(settings))
@@ -77,6 +87,7 @@ def serve(settings: Settings, host: str, port: int) -> None:
         port=port,
         log_level="info",
         server_header=False,
+        log_config=None,  # uvicorn's records go through the root handler: EDITQUEUE_LOG_FORMAT
         http=header_deadline_protocol(settings.api_header_timeout_s),
         timeout_keep_alive=KEEP_ALIVE_S,
         timeout_graceful_shutdown=math.ceil(settings.api_shutdown_s),

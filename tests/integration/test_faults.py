@@ -2,9 +2,10 @@
 processes), and what must hold afterwards: no turn lost, none committed twice, a clear error.
 
 "Committed once" is checked three ways: the bucket is versioned, so a second write of a
-`result.json` would leave a second version; only one worker logs "committed" for each turn (a
-losing duplicate logs "dup"); and the emulator's lineage (generation n, parent = sha256 of turn
-n-1's stored image) shows each turn was built on the image that was committed before it.
+`result.json` would leave a second version; only one worker logs `outcome=committed` for each
+turn (a losing duplicate logs `outcome=duplicate`); and the emulator's lineage (generation n,
+parent = sha256 of turn n-1's stored image) shows each turn was built on the image that was
+committed before it.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ from tests.integration.services import (
 pytestmark = pytest.mark.integration
 
 FAULT_BUCKET = "editqueue-faults"
-TURN_RE = r"turn {sid}/{index} committed"
+TURN_RE = r"turn {sid}/{index} attempt \d+: outcome=committed"
 ONE_TURN = "image_size: 512\nturns:\n  - prompt: a room\n"
 TWO_TURNS = "image_size: 512\nturns:\n  - prompt: a room\n  - prompt: paint it #8FAF8A\n"
 # The shortest visibility timeout the worker accepts with a 2 s API deadline (12 s task + 1 s).
@@ -306,8 +307,8 @@ def test_a_duplicate_delivery_after_the_lease_was_lost_gets_412_and_carries_on(
     message for turn 1 sent, so two deliveries pay for the same turn.
 
     Must hold: the second commit gets 412 from the conditional put, reads the winner and
-    carries on ("dup" in its log); result.json has one version and turn 2 is built on the
-    winner's image.
+    carries on (`outcome=duplicate` in its log); result.json has one version and turn 2 is built
+    on the winner's image.
     """
     private_emulator(fstack, "--latency-s", "3")
     fstack.start_worker()
@@ -322,7 +323,7 @@ def test_a_duplicate_delivery_after_the_lease_was_lost_gets_412_and_carries_on(
     doc = wait_state(fstack, sid, timeout_s=60)
 
     assert_committed_once(fstack, doc)
-    assert re.search(rf"turn {sid}/1 dup \(attempt 1\)", worker_logs(fstack))
+    assert re.search(rf"turn {sid}/1 attempt 1: outcome=duplicate", worker_logs(fstack))
     assert ok_calls(emulator_stats(fstack)) == 3
 
 
@@ -499,7 +500,8 @@ def test_transient_api_faults_are_retried_and_each_turn_commits_once(fstack: Sta
     assert waited_s >= RETRY_DELAY_S, f"retried {waited_s:.2f}s after a 429 asking for 2.5s"
     logs = worker_logs(fstack)
     for index, (_, _, kind) in enumerate(STORM, start=1):
-        assert re.search(rf"turn {sid}/{index} attempt 1: {kind}; retry in", logs), index
+        line = rf"turn {sid}/{index} attempt 1: outcome=retried .*reason={kind} .*retry_in_s="
+        assert re.search(line, logs), index
 
 
 # (trigger, error kind, HTTP status, words the message must hold, calls the turn may make)

@@ -8,6 +8,7 @@ import pytest
 
 from shared.coordination import LiveTurn
 from shared.models import (
+    AttemptRecord,
     ErrorInfo,
     FailureRecord,
     ImageInfo,
@@ -163,7 +164,36 @@ def test_turn_status_of_a_committed_turn_comes_from_its_result() -> None:
         latency_s=20.5,
         cost_usd=0.151,
         prompt="p1",
+        attempt_history=[
+            AttemptRecord(
+                index=1,
+                attempt=3,
+                outcome="committed",
+                latency_s=20.5,
+                ended_at=snapshot.results[1].committed_at,
+            )
+        ],
     )
+
+
+def test_a_timed_out_attempt_keeps_its_latency_in_the_committed_turns_history() -> None:
+    snapshot = snap(1, results=[1])
+    snapshot.results[1] = res(1, cost=0.151, attempt=2)
+    timeout = ErrorInfo(kind="timeout", message="the API did not answer within 35s")
+    ended = snapshot.results[1].committed_at
+    earlier = AttemptRecord(
+        index=1, attempt=1, outcome="retried", latency_s=35.0, error=timeout, ended_at=ended
+    )
+    stale = earlier.model_copy(update={"request_revision": 2, "latency_s": 1.0})
+    snapshot.attempts[1] = [stale, earlier]
+
+    history = turn_status(snapshot, 1, None).attempt_history
+
+    assert [(a.attempt, a.outcome, a.latency_s) for a in history] == [
+        (1, "retried", 35.0),
+        (2, "committed", 20.5),
+    ]
+    assert history[0].error == timeout
 
 
 def test_turn_status_of_a_failed_turn_shows_the_stored_error_and_attempts() -> None:
