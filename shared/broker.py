@@ -174,5 +174,5 @@ class CeleryEnqueuer:
                 countdown=countdown_s or None,
                 priority=turn_priority(index),
                 queue=QUEUE_FLEX if flex else QUEUE_TURNS,
-                headers=headers,
+                **({"headers": headers} if headers else {}),
             )
