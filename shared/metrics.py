@@ -19,8 +19,39 @@ from prometheus_client import Counter, Gauge, Histogram
 TURN_BUCKETS_S = (0.5, 1, 2.5, 5, 10, 20, 30, 45, 60, 90, 120, 180, 300, 600, 900)
 CALL_BUCKETS_S = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15, 20, 25, 30, 35, 45, 60, 120, 300, 900)
 QUEUE_BUCKETS_S = (0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 120, 300, 600, 900, 1800, 3600)
-# Quality signals are fractions (SSIM, changed fraction) or 0/1 flags (drift).
-QUALITY_BUCKETS = tuple(round(i / 20, 2) for i in range(1, 20))
+# The quality numbers kept as histograms: all fractions (SSIM, changed share, |scale - 1|, shift
+# as a share of the frame, |aspect - 1|). The verdicts of the quality table are counted apart.
+QUALITY_SIGNALS = (
+    "ssim",
+    "ssim_outside",
+    "changed_fraction",
+    "changed_outside",
+    "scale",
+    "shift",
+    "aspect",
+)
+QUALITY_BUCKETS = (
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.02,
+    0.03,
+    0.05,
+    0.1,
+    0.2,
+    0.3,
+    0.4,
+    0.5,
+    0.6,
+    0.7,
+    0.8,
+    0.85,
+    0.9,
+    0.95,
+    0.98,
+    0.99,
+)
 IMAGE_BYTES_BUCKETS = tuple(2**k for k in range(16, 27))  # 64 KiB .. 64 MiB
 
 # Label values that exist from the start at 0, so a first failure is a rise, not a new series
@@ -55,6 +86,7 @@ class Families:
     budget_limit: Gauge
     webhooks: Counter
     quality: Histogram
+    verdicts: Counter
     sessions: Counter
     inflight: Gauge
     blob_cache: Counter
@@ -63,7 +95,7 @@ class Families:
 
 
 def _make() -> Families:
-    made = _declare()
+    made = Families(**_turn_families(), **_spend_families(), **_fleet_families())
     for outcome in TURN_OUTCOMES:
         made.turns.labels(outcome)
     for state in SESSION_STATES:
@@ -71,9 +103,9 @@ def _make() -> Families:
     return made
 
 
-def _declare() -> Families:
+def _turn_families() -> dict[str, Any]:
     size = ("model", "image_size", "tier")
-    return Families(
+    return dict(
         turns=Counter("editqueue_turns", "Turn deliveries by how they ended", ["outcome"]),
         turn_duration=Histogram(
             "editqueue_turn_duration_seconds",
@@ -106,6 +138,17 @@ def _declare() -> Families:
         ratelimit_wait_seconds=Counter(
             "editqueue_ratelimit_wait_seconds", "Seconds of deferral the call gate imposed"
         ),
+        inflight=Gauge(
+            "editqueue_api_calls_in_flight",
+            "generateContent calls in progress",
+            ["model"],
+            multiprocess_mode="livesum",
+        ),
+    )
+
+
+def _spend_families() -> dict[str, Any]:
+    return dict(
         tokens=Counter(
             "editqueue_tokens",
             "Tokens billed by direction and modality",
@@ -140,22 +183,26 @@ def _declare() -> Families:
             ["batch"],
             multiprocess_mode="mostrecent",
         ),
+    )
+
+
+def _fleet_families() -> dict[str, Any]:
+    return dict(
         webhooks=Counter(
             "editqueue_webhook_deliveries", "Webhook deliveries by outcome", ["outcome"]
         ),
+        verdicts=Counter(
+            "editqueue_quality_verdicts",
+            "Quality-table verdicts of committed transitions (strong, good, weak, none)",
+            ["axis", "verdict"],
+        ),
         quality=Histogram(
             "editqueue_turn_quality",
-            "Quality signals of committed turns (SSIM, drift ...)",
+            "Quality numbers of committed transitions (fractions: SSIM, changed share, drift)",
             ["signal"],
             buckets=QUALITY_BUCKETS,
         ),
         sessions=Counter("editqueue_sessions", "Sessions entering a state", ["state"]),
-        inflight=Gauge(
-            "editqueue_api_calls_in_flight",
-            "generateContent calls in progress",
-            ["model"],
-            multiprocess_mode="livesum",
-        ),
         blob_cache=Counter("editqueue_blob_cache_lookups", "Blob cache lookups", ["result"]),
         blob_cache_bytes=Counter(
             "editqueue_blob_cache_downloaded_bytes",

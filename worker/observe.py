@@ -8,6 +8,7 @@ so a timed-out call's latency stays in the turn's `attempt_history`. Nothing her
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -22,6 +23,8 @@ from shared.history import effective_size
 from shared.models import AttemptRecord, ErrorInfo, TurnResult
 from shared.responses import ApiResponse, redact
 from shared.sessions import SessionRepository, SessionSnapshot
+from shared.status import quality_row
+from shared.verdicts import AXES, QualityThresholds
 
 log = logging.getLogger("editqueue.turn")
 
@@ -136,16 +139,32 @@ class TurnObservation:
             if self.batch_id is not None:
                 fam.batch_cost.labels(self.batch_id).inc(cost_usd)
 
-    def committed(self, snap: SessionSnapshot, result: TurnResult) -> None:
-        """This delivery's result won the commit."""
+    def committed(
+        self, snap: SessionSnapshot, result: TurnResult, thresholds: QualityThresholds
+    ) -> None:
+        """This delivery's result won the commit. Never raises (the turn is committed)."""
+        try:
+            fam = metrics.families()
+            model, size, tier = self._size_labels
+            duration = (result.committed_at - ready_at(snap, self.index)).total_seconds()
+            fam.turn_duration.labels(model, size, tier).observe(max(0.0, duration))
+            fam.images.labels(model, size).inc()
+            fam.image_bytes.labels(size).observe(result.image.bytes)
+            self._quality(snap, result, thresholds)
+        except Exception:  # reporting must never fail a committed turn
+            log.exception("could not record turn %s/%d's metrics", self.sid, self.index)
+
+    def _quality(
+        self, snap: SessionSnapshot, result: TurnResult, thresholds: QualityThresholds
+    ) -> None:
         fam = metrics.families()
-        model, size, tier = self._size_labels
-        duration = (result.committed_at - ready_at(snap, self.index)).total_seconds()
-        fam.turn_duration.labels(model, size, tier).observe(max(0.0, duration))
-        fam.images.labels(model, size).inc()
-        fam.image_bytes.labels(size).observe(result.image.bytes)
-        for signal, value in result.metrics.items():
-            fam.quality.labels(signal).observe(value)
+        for signal in metrics.QUALITY_SIGNALS:
+            if signal in result.metrics:
+                fam.quality.labels(signal).observe(result.metrics[signal])
+        with_this = dataclasses.replace(snap, results={**snap.results, self.index: result})
+        row = quality_row(with_this, self.index, thresholds)
+        for axis in AXES if row is not None else ():
+            fam.verdicts.labels(axis, getattr(row, axis).verdict or "none").inc()
 
     def throttled(self, wait_s: float) -> None:
         """The call gate deferred this attempt by `wait_s`."""

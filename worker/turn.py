@@ -261,7 +261,7 @@ class TurnRunner:
         if index in snap.parked:
             self.services.repo.unpark(sid, index)
         if won:
-            self.obs.committed(snap, result)
+            self.obs.committed(snap, result, self.services.settings.quality)
         # Reported before anything can fail or kill us: the commit is what happened.
         self.obs.finish(Outcome.COMMITTED if won else Outcome.DUPLICATE, self.services.repo)
         failpoint(self.services.settings, "after_commit")

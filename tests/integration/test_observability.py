@@ -93,6 +93,7 @@ def test_worker_metrics_match_the_store_for_each_pool(stack: Stack, pool: str) -
     assert total(samples, "editqueue_images_total", image_size="512") == 6
     assert total(samples, "editqueue_tokens_total", direction="output", modality="image") > 0
     assert total(samples, "editqueue_turn_quality_count", signal="ssim") == 3
+    assert total(samples, "editqueue_quality_verdicts_total", axis="drift") == 3
     assert total(samples, "editqueue_sessions_total", state="completed") == 3
     assert total(samples, "editqueue_api_calls_in_flight") == 0
     assert total(samples, "editqueue_s3_requests_total", verb="PutObject") >= 6
