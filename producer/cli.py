@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from producer.manifest import check_budget, checked_batch_id, generate_batch_id
 from producer.progress import wait_for
 from producer.specs import load_specs
 from producer.views import session_view, sessions_table
-from producer.worker_fleet import run_workers
+from producer.worker_fleet import flower_argv, run_workers
 from shared.broker import LANE_FLEX, LANE_STANDARD
 from shared.errors import EditQueueError, InvalidSpec, InvalidState, UnknownSession
 from shared.models import (
@@ -358,11 +359,6 @@ def reconcile(state: CliState) -> None:
 def worker(lane: str, processes: int | None, celery_args: tuple[str, ...]) -> None:
     """Run worker processes (threads pool, 16 turns each); other options go to `celery worker`."""
     run_workers(celery_args, lane, processes)
-
-
-def flower_argv(args: tuple[str, ...] | list[str]) -> list[str]:
-    """`celery -A worker.app:app flower ARGS`: Flower on the fleet's broker (default port 5555)."""
-    return [sys.executable, "-m", "celery", "-A", WORKER_APP, "flower", *args]
 
 
 @main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})

@@ -17,7 +17,9 @@ import time
 from collections.abc import Sequence
 from types import FrameType
 
-from shared.broker import LANE_FLEX, QUEUE_FLEX, QUEUE_TURNS
+from shared import metrics_http
+from shared.broker import LANE_FLEX, QUEUE_FLEX, QUEUE_TURNS, make_celery
+from shared.config import load_settings
 from shared.webhooks import QUEUE_WEBHOOKS
 
 WORKER_APP = "worker.app:app"
@@ -71,6 +73,22 @@ def worker_argv(args: Sequence[str], lane: str, index: int = 0, processes: int =
     return [*argv, *args]
 
 
+def flower_argv(args: Sequence[str]) -> list[str]:
+    """`celery -A worker.app:app flower ARGS`: Flower on the fleet's broker (default port 5555)."""
+    return [sys.executable, "-m", "celery", "-A", WORKER_APP, "flower", *args]
+
+
+def serve_fleet_metrics(lane: str) -> None:
+    """One `/metrics` for the N processes: they write to one multiprocess directory, this one
+    sums it (N servers would fight over EDITQUEUE_METRICS_PORT and each show a part)."""
+    settings = load_settings()
+    if not settings.metrics_port:
+        return
+    metrics_http.use_multiprocess(settings)  # the children inherit PROMETHEUS_MULTIPROC_DIR
+    metrics_http.serve_worker_metrics(settings, make_celery(settings, lane=lane))
+    os.environ["EDITQUEUE_METRICS_PORT"] = "0"  # off in the children: they write, we serve
+
+
 class Supervisor:
     """The worker processes of one `editqueue worker` command, stopped together."""
 
@@ -110,6 +128,7 @@ class Supervisor:
             if pid not in self.children:
                 continue
             index, _, started = self.children.pop(pid)
+            metrics_http.mark_dead(pid)  # its in-flight gauge leaves the sum
             code = os.waitstatus_to_exitcode(status)
             crashed = code != 0 and time.monotonic() - started > CRASH_RESTART_AFTER_S
             if not self.stopping and crashed:
@@ -134,4 +153,5 @@ def run_workers(args: Sequence[str], lane: str, processes: int | None) -> None:
         os.execv(argv[0], argv)
     if not os.environ.get("EDITQUEUE_BLOB_CACHE_DIR"):  # one machine, one cache for all of them
         os.environ["EDITQUEUE_BLOB_CACHE_DIR"] = tempfile.mkdtemp(prefix="editqueue-blobs-")
+    serve_fleet_metrics(lane)
     sys.exit(Supervisor(args, lane, count).run())

@@ -142,7 +142,7 @@ class Settings(BaseSettings):
     # quality verdicts (shared/verdicts.py): the limits of strong and good per check
     quality: QualityThresholds = Field(default_factory=QualityThresholds)
     # Observability (README "Operating a fleet")
-    metrics_port: int | None = Field(default=None, ge=1, le=65535, description="/metrics; off")
+    metrics_port: int | None = Field(default=None, ge=0, le=65535, description="/metrics; 0: off")
     metrics_dir: str | None = Field(
         default=None,
         validation_alias="PROMETHEUS_MULTIPROC_DIR",

@@ -20,7 +20,9 @@ from prometheus_client import CollectorRegistry, multiprocess, start_http_server
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from shared.broker import LANE_FLEX, QUEUE_FLEX, QUEUE_TURNS, queue_depths
 from shared.config import Settings
+from shared.webhooks import QUEUE_WEBHOOKS
 
 log = logging.getLogger("editqueue.metrics")
 
@@ -86,6 +88,18 @@ def serve(port: int, depths: Callable[[], dict[str, int]] | None = None) -> Any:
     server, _thread = start_http_server(port, registry=registry)
     log.info("serving /metrics on port %d (multiprocess dir %s)", port, _directory[0])
     return server
+
+
+def join_multiprocess(directory: Path) -> None:
+    """Use a directory a parent set up (and serves): this process writes to it, never empties it."""
+    _directory[:] = [directory]
+
+
+def serve_worker_metrics(settings: Settings, app: Any) -> Any:
+    """`/metrics` of a worker process group, with the depth of the queues its lane consumes."""
+    queues = [QUEUE_FLEX] if settings.lane == LANE_FLEX else [QUEUE_TURNS, QUEUE_WEBHOOKS]
+    assert settings.metrics_port
+    return serve(settings.metrics_port, lambda: queue_depths(app, queues))
 
 
 def mark_dead(pid: int) -> None:

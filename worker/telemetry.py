@@ -12,14 +12,13 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 from celery.signals import celeryd_init, worker_init, worker_process_init, worker_process_shutdown
 
 from shared import metrics_http, tracing
-from shared.broker import LANE_FLEX, QUEUE_FLEX, QUEUE_TURNS, queue_depths
 from shared.config import Settings
-from shared.webhooks import QUEUE_WEBHOOKS
 
 SERVICE = "editqueue-worker"
 _settings: list[Settings] = []
@@ -52,13 +51,14 @@ def start_tracing() -> None:
 
 @celeryd_init.connect  # type: ignore[untyped-decorator]
 def _serve_metrics(instance: Any = None, **_: Any) -> None:
-    if not _settings or _settings[0].metrics_port is None:
+    if not _settings:
         return
-    metrics_http.use_multiprocess(_settings[0])
-    app = instance.app if instance is not None else None
-    queues = [QUEUE_FLEX] if _settings[0].lane == LANE_FLEX else [QUEUE_TURNS, QUEUE_WEBHOOKS]
-    depths = (lambda: queue_depths(app, queues)) if app else None
-    metrics_http.serve(_settings[0].metrics_port, depths)
+    settings = _settings[0]
+    if settings.metrics_port and instance is not None:
+        metrics_http.use_multiprocess(settings)
+        metrics_http.serve_worker_metrics(settings, instance.app)
+    elif settings.metrics_dir:  # one of `editqueue worker --processes N`: the parent serves
+        metrics_http.join_multiprocess(Path(settings.metrics_dir))
 
 
 @worker_init.connect  # type: ignore[untyped-decorator]

@@ -62,7 +62,7 @@ def public_url(settings: Settings, host: str, port: int) -> str:
 
 def start_observability(settings: Settings) -> None:
     """/metrics on EDITQUEUE_METRICS_PORT (apart from the API's port and tokens), log format."""
-    if settings.metrics_port is not None:
+    if settings.metrics_port:
         metrics_http.use_multiprocess(settings)
         metrics_http.serve(settings.metrics_port)
     logs.configure(settings)

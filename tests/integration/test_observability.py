@@ -56,17 +56,25 @@ GOOD = {"image_size": "512", "turns": [{"prompt": "a room"}, {"prompt": "paint i
 BAD = {"image_size": "512", "turns": [{"prompt": "a room !fault=403"}]}
 
 
-@pytest.mark.parametrize("pool", ["threads", "prefork"])
-def test_worker_metrics_match_the_store_for_each_pool(stack: Stack, pool: str) -> None:
+LAYOUTS = {
+    "threads": ("--pool", "threads"),
+    "prefork": ("--pool", "prefork"),
+    "two-processes": ("--pool", "threads", "--processes", "2"),
+}
+
+
+@pytest.mark.parametrize("layout", list(LAYOUTS))
+def test_worker_metrics_match_the_store_for_each_layout(stack: Stack, layout: str) -> None:
     """Injected: one session whose only call is refused with 403 (a permanent failure).
 
-    Must hold: the process group's one /metrics (prefork: summed over the pool children) counts
-    every committed turn in the store, the cost the status documents add up to, the failure,
-    and each JSON log line per attempt parses and carries its fields.
+    Must hold: the one /metrics of `editqueue worker` (prefork: summed over the pool children;
+    `--processes 2`: served by the parent, summed over both) counts every committed turn in the
+    store, the cost the status documents add up to, the failure, and each JSON log line per
+    attempt parses and carries its fields.
     """
     port = free_port()
     stack.extra_env.update(EDITQUEUE_METRICS_PORT=str(port), EDITQUEUE_LOG_FORMAT="json")
-    worker = stack.start_worker("--pool", pool, "--concurrency", "2")
+    worker = stack.start_worker(*LAYOUTS[layout], "--concurrency", "2")
     sids = submit_lines(stack, [GOOD, GOOD, GOOD, BAD], "--batch-id", "b1", "--budget-usd", "50")
 
     docs = [wait_state(stack, sid, {"completed", "failed"}) for sid in sids]
