@@ -23,6 +23,7 @@ from emulator.faults import (
 from emulator.files import FileStore
 from emulator.image_faults import IMAGE_FAULTS
 from emulator.imaging import Target, UnreadableImage, derive_image
+from emulator.interactions import InteractionsService, InteractionStore
 from emulator.request import GenerateRequest, check_signatures, load_json, parse_request
 from emulator.response import content_fault_body, success_body
 from emulator.signatures import Signer, secret_for
@@ -52,6 +53,7 @@ class Reply:
     delay_s: float = 0.0
     generation: int | None = None
     tier: str = "standard"  # the service tier the call asked for
+    images_in: int | None = None  # inline images in the request's new input (interactions)
 
 
 def json_bytes(body: JsonDict) -> bytes:
@@ -80,6 +82,8 @@ class EmulatorApp:
             self.files, self.run_line, config.batch_turnaround_s, config.batch_expire_jobs
         )
         self.batch_api = BatchApi(self.files, self.batches)
+        store = InteractionStore(config.interaction_ttl_s)
+        self.interactions = InteractionsService(store, self.generate)
 
     def _roll_seed(self) -> int:
         with self._rng_lock:
@@ -181,6 +185,29 @@ class EmulatorApp:
             generation=generation,
             tier=request.service_tier,
         )
+
+    def create_interaction(self, body: bytes, key: str) -> Reply:
+        """One Interactions API create call, answered by the generateContent pipeline."""
+        try:
+            created = self.interactions.create(body, key)
+        except ApiError as error:
+            return error_reply(error, "invalid")
+        reply: Reply = created.reply
+        return replace(reply, images_in=created.images_in)
+
+    def interaction_call(self, method: str, interaction_id: str, cancel: bool, key: str) -> Reply:
+        """GET, DELETE or cancel one stored interaction."""
+        try:
+            if method == "DELETE" and not cancel:
+                self.interactions.store.delete(interaction_id, key)
+                return Reply(200, b"{}", "ok")
+            if method == "POST" and cancel:
+                return Reply(200, json_bytes(self.interactions.cancel(interaction_id, key)), "ok")
+            if method == "GET" and not cancel:
+                return Reply(200, json_bytes(self.interactions.get(interaction_id, key)), "ok")
+        except ApiError as error:
+            return error_reply(error, "not_found")
+        return error_reply(ApiError(405, "INVALID_ARGUMENT", "Method not allowed."), "invalid")
 
     def run_line(self, model: str, body: bytes) -> tuple[int, JsonDict]:
         """One batch line through the generateContent pipeline: (status, answer or error)."""

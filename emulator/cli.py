@@ -9,6 +9,7 @@ from emulator.config import (
     DEFAULT_DRIP_INTERVAL_S,
     DEFAULT_HANG_S,
     DEFAULT_HOST,
+    DEFAULT_INTERACTION_TTL_S,
     DEFAULT_JPEG_QUALITY,
     DEFAULT_RETRY_DELAY_S,
     FAULT_NAMES,
@@ -97,6 +98,12 @@ def _announce(url: str) -> None:
 @click.option(
     "--flex-shed-rate", default=0.0, show_default=True, help="Share of flex calls shed (503)."
 )
+@click.option(
+    "--interaction-ttl-s",
+    default=DEFAULT_INTERACTION_TTL_S,
+    show_default=True,
+    help="How long a stored interaction lives (Interactions API); short to test expiry.",
+)
 def emulator_command(
     host: str,
     port: int,
@@ -117,6 +124,7 @@ def emulator_command(
     batch_expire_jobs: int,
     flex_latency_s: float,
     flex_shed_rate: float,
+    interaction_ttl_s: float,
 ) -> None:
     """Run a local stand-in for the Gemini image API (generateContent)."""
     try:
@@ -140,6 +148,7 @@ def emulator_command(
             batch_expire_jobs=batch_expire_jobs,
             flex_latency_s=flex_latency_s,
             flex_shed_rate=flex_shed_rate,
+            interaction_ttl_s=interaction_ttl_s,
         )
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc

@@ -47,6 +47,8 @@ FAULT_NAMES: tuple[str, ...] = (
 
 ImageFormat = Literal["jpeg", "png"]
 
+DEFAULT_INTERACTION_TTL_S = 55 * 24 * 3600.0  # Google's documented paid-tier retention
+
 
 @dataclass(frozen=True)
 class EmulatorConfig:
@@ -74,6 +76,8 @@ class EmulatorConfig:
     batch_expire_jobs: int = 0  # the first N batch jobs end EXPIRED (the expiry fault)
     flex_latency_s: float = 0.0  # extra latency of a serviceTier=flex call
     flex_shed_rate: float = 0.0  # share of flex calls shed with 503 UNAVAILABLE
+    # How long a stored interaction lives (Google: 55 days paid, 1 day free); short for tests.
+    interaction_ttl_s: float = DEFAULT_INTERACTION_TTL_S
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.fault_rates) - set(FAULT_NAMES))
@@ -86,6 +90,8 @@ class EmulatorConfig:
             raise ValueError("mime_lie_rate must lie in [0, 1]")
         if not 0.0 <= self.flex_shed_rate <= 1.0 or self.flex_latency_s < 0:
             raise ValueError("flex_shed_rate must lie in [0, 1] and flex_latency_s be >= 0")
+        if self.interaction_ttl_s <= 0:
+            raise ValueError("interaction_ttl_s must be > 0")
         if self.api_key == "":
             raise ValueError("api_key must be non-empty when set; leave it unset to accept any")
 

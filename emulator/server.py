@@ -16,6 +16,8 @@ from emulator.config import EmulatorConfig
 from emulator.errors import ApiError, JsonDict, not_found
 
 _GENERATE_RE = re.compile(r"^/(v1|v1beta)/models/([^/:]+):generateContent$")
+# The SDK (google-genai 3.x) calls /v1/interactions; Google's docs show /v1beta: both are served.
+_INTERACTIONS_RE = re.compile(r"^/(v1|v1beta)/interactions(?:/([^/:]+)(/cancel|:cancel)?)?$")
 _DISCARD_CHUNK_BYTES = 1 << 20
 STOP_POLL_S = 0.05
 
@@ -57,7 +59,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         """Health, identity, statistics, and the Files and Batch APIs' reads."""
         path = urlsplit(self.path).path
-        if handles(path):
+        if _INTERACTIONS_RE.match(path):
+            self._interaction("GET")
+        elif handles(path):
             self._batch_api("GET")
         elif path == "/healthz":
             self._send_json(200, {"status": "ok"})
@@ -69,8 +73,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(error_reply(not_found(path), "not_found"))
 
     def do_DELETE(self) -> None:
-        """Deleting files and batch jobs."""
-        self._batch_api("DELETE")
+        """Deleting files, batch jobs and interactions."""
+        if _INTERACTIONS_RE.match(urlsplit(self.path).path):
+            self._interaction("DELETE")
+        else:
+            self._batch_api("DELETE")
 
     def _batch_api(self, method: str) -> None:
         url = urlsplit(self.path)
@@ -100,6 +107,9 @@ class _Handler(BaseHTTPRequestHandler):
         if handles(url.path):
             self._batch_api("POST")
             return
+        if _INTERACTIONS_RE.match(url.path):
+            self._interaction("POST")
+            return
         if url.path == "/emulator/reset":
             self._discard(self._content_length())
             self.app.reset()
@@ -113,10 +123,31 @@ class _Handler(BaseHTTPRequestHandler):
         key = self.headers.get("x-goog-api-key") or parse_qs(url.query).get("key", [""])[0]
         self._generate(match.group(2), key, match.group(1))
 
-    def _generate(self, model: str, key: str, api_version: str) -> None:
+    def _key(self) -> str:
+        return (
+            self.headers.get("x-goog-api-key")
+            or parse_qs(urlsplit(self.path).query).get("key", [""])[0]
+        )
+
+    def _interaction(self, method: str) -> None:
+        match = _INTERACTIONS_RE.match(urlsplit(self.path).path)
+        assert match is not None
+        version, interaction_id, cancel = match.groups()
+        if method == "POST" and interaction_id is None:
+            self._generate("", self._key(), version, route="interactions")
+            return
+        self._discard(self._content_length())
+        reply = self.app.check_key(self._key()) or self.app.interaction_call(
+            method, interaction_id or "", bool(cancel), self._key()
+        )
+        self._send(reply)
+
+    def _generate(self, model: str, key: str, api_version: str, route: str = "") -> None:
         record = self.app.stats.begin(model, api_version)
+        record.route = route or record.route
+        record.request_bytes = self._content_length() or 0
         try:
-            reply = self._decide(model, key)
+            reply = self._decide(model, key, route)
         except Exception as exc:  # an emulator bug must show up as a 500, not a silent hang
             message = f"Emulator internal error: {type(exc).__name__}: {exc}"
             reply = error_reply(ApiError(500, "INTERNAL", message), "emulator_error")
@@ -126,12 +157,14 @@ class _Handler(BaseHTTPRequestHandler):
         if reply.mode == "normal":
             # Record before sending, so a client that has its answer also sees it in the stats.
             self.app.stats.finish(record, reply.outcome, reply.status, reply.generation, reply.tier)
+            record.images_in = reply.images_in
             self._perform(reply)
             return
         status = self._perform(reply)
         self.app.stats.finish(record, reply.outcome, status, reply.generation, reply.tier)
+        record.images_in = reply.images_in
 
-    def _decide(self, model: str, key: str) -> Reply:
+    def _decide(self, model: str, key: str, route: str = "") -> Reply:
         length = self._content_length()
         if length is None:
             self.close_connection = True
@@ -140,7 +173,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._discard(length)
             return self.app.too_large()
         body = self.rfile.read(length)
-        return self.app.check_key(key) or self.app.generate(model, body)
+        denied = self.app.check_key(key)
+        if denied is not None:
+            return denied
+        if route == "interactions":
+            return self.app.create_interaction(body, key)
+        return self.app.generate(model, body)
 
     def _content_length(self) -> int | None:
         raw = self.headers.get("Content-Length")

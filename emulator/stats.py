@@ -24,6 +24,9 @@ class CallRecord:
     status: int = 0
     generation: int | None = None
     tier: str = "standard"  # the serviceTier the call asked for
+    route: str = "generateContent"  # or "interactions" (a create call)
+    request_bytes: int = 0  # the declared Content-Length of the request body
+    images_in: int | None = None  # inline images the request carried (interactions: its input)
 
 
 class Stats:
@@ -67,6 +70,7 @@ class Stats:
         return {
             "total_calls": len(calls),
             "by_tier": dict(Counter(c["tier"] for c in calls)),
+            "by_route": dict(Counter(c["route"] for c in calls)),
             "successes": outcomes.get(OUTCOME_OK, 0),
             "in_flight": outcomes.get("in_flight", 0),
             "by_outcome": dict(outcomes),

@@ -42,6 +42,7 @@ from shared.models import (
     SessionSpec,
     SessionStatus,
     Tier,
+    Transport,
     TurnRequest,
     TurnSpec,
     public_session_id,
@@ -187,6 +188,7 @@ def _write_session(
         budget_usd=_budget(services, spec.budget_usd, owner.get("tenant")),
         batch_id=batch_id,
         tier=tier,
+        transport=spec.transport or Transport(services.settings.default_transport),
         created_at=_now(),
         **owner,  # the HTTP API's tenant and webhook_url
     )

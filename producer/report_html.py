@@ -90,12 +90,18 @@ def _turn(turn: TurnStatus, name: str | None) -> str:
         else NONE
     )
     latency = f"{turn.latency_s:.1f} s" if turn.latency_s is not None else NONE
+    sent = (
+        f"{turn.upload_bytes:,} bytes ({turn.transport or 'replay'})"
+        if turn.upload_bytes is not None
+        else NONE
+    )
     rows = [
         _row("state", f'<span class="state-{turn.state.value}">{turn.state.value}</span>'),
         _row("prompt", f'<span class="prompt">{escape(turn.prompt)}</span>'),
         _row("image", escape(size)),
         _row("attempts", str(turn.attempts)),
         _row("latency", latency),
+        _row("uploaded", escape(sent)),
         _row("tokens", escape(_tokens(turn.usage))),
         _row("vs previous", quality(turn)),
         _row("cost", f"${turn.cost_usd:.4f}"),
@@ -112,6 +118,7 @@ def _totals(status: SessionStatus) -> str:
     done = sum(1 for t in status.turns if t.image is not None)
     latency = sum(t.latency_s or 0.0 for t in status.turns)
     tokens = sum(int(t.usage.get("totalTokenCount", 0) or 0) for t in status.turns)
+    sent = sum(t.upload_bytes or 0 for t in status.turns)
     flagged = [
         f"turn {t.index}: {quality_view.flagged(t.quality)}"
         for t in status.turns
@@ -123,6 +130,7 @@ def _totals(status: SessionStatus) -> str:
         _row("turns", f"{done} of {len(status.turns)} with an image"),
         _row("cost", f"${status.cost_usd:.4f}"),
         _row("API time", f"{latency:.1f} s"),
+        _row("uploaded", f"{sent:,} bytes ({escape(status.transport.value)})"),
         _row("tokens", f"{tokens:,}"),
         _row("needs a look", look),
     ]

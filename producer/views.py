@@ -41,6 +41,8 @@ def turn_line(turn: TurnStatus) -> str:
         f"{turn.index:>3}  {turn.state.value:<9}  {size:>9}  {latency:>6}  "
         f"{_money(turn.cost_usd)}  {prompt}"
     )
+    if turn.upload_bytes is not None:
+        line += f"\n     sent {turn.upload_bytes:,} bytes ({turn.transport or 'replay'})"
     if turn.error is not None:
         status = f" {turn.error.status}" if turn.error.status else ""
         line += f"\n     {turn.error.kind}{status}: {printable(turn.error.message)}"
@@ -56,7 +58,8 @@ def session_view(status: SessionStatus) -> str:
     done = turns_finished(status)
     header = (
         f"session {status.session_id}  {status.state.value}  {done}/{len(status.turns)} turns  "
-        f"{_money(status.cost_usd)}  {printable(status.model)}  tier {status.tier.value}"
+        f"{_money(status.cost_usd)}  {printable(status.model)}  tier {status.tier.value}  "
+        f"transport {status.transport.value}"
     )
     return "\n".join([header, *(turn_line(t) for t in status.turns)])
 

@@ -46,6 +46,9 @@ DEFAULT_API_MAX_CONCURRENCY = 32
 DEFAULT_API_MAX_BODY_BYTES_IN_FLIGHT = 4 * DEFAULT_API_MAX_BODY_BYTES
 DEFAULT_API_SHUTDOWN_S = 5.0
 DEFAULT_CLI_TENANT = "cli"
+# Stored interactions live 55 days on the paid tier and 1 day on the free tier (Google's
+# Interactions docs); a chain older than this is not tried, the turn is seeded from S3.
+DEFAULT_INTERACTION_RETENTION_S = 55 * 24 * 3600.0
 
 
 class Settings(BaseSettings):
@@ -67,6 +70,9 @@ class Settings(BaseSettings):
     api_key: SecretStr | None = Field(default=None, validation_alias="GEMINI_API_KEY")
     model: str = DEFAULT_MODEL
     api_timeout_s: float = Field(default=DEFAULT_API_TIMEOUT_S, gt=0)
+    # The fleet's transport for sessions whose spec names none (`transport:` in a spec wins).
+    default_transport: Literal["replay", "interactions"] = "replay"
+    interaction_retention_s: float = Field(default=DEFAULT_INTERACTION_RETENTION_S, gt=0)
     visibility_timeout_s: int = Field(default=DEFAULT_VISIBILITY_TIMEOUT_S, gt=0)
     max_attempts: int = Field(default=DEFAULT_MAX_ATTEMPTS, ge=1)
     no_image_attempts: int = Field(default=DEFAULT_NO_IMAGE_ATTEMPTS, ge=1)

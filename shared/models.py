@@ -51,6 +51,14 @@ class Tier(StrEnum):
     BATCH = "batch"
 
 
+class Transport(StrEnum):
+    """How a turn reaches the API: the whole history replayed from S3 each call, or the
+    Interactions API's server-side state (`previous_interaction_id`) with replay as fallback."""
+
+    REPLAY = "replay"
+    INTERACTIONS = "interactions"
+
+
 class Strict(BaseModel):
     """Base for stored and user-facing models: unknown fields are errors, instances are frozen."""
 
@@ -157,6 +165,7 @@ class SessionSpec(Strict):
     metadata: dict[str, str] = Field(default_factory=dict)
     budget_usd: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     tier: Tier | None = None  # standard when unset (or `submit --tier`)
+    transport: Transport | None = None  # EDITQUEUE_DEFAULT_TRANSPORT when unset (replay)
     turns: list[TurnSpec] = Field(min_length=1)
 
     _size = field_validator("image_size")(_check_image_size)
@@ -197,6 +206,7 @@ class SessionRecord(Strict):
     tenant: str | None = None  # owner when submitted through the HTTP API
     webhook_url: str | None = None  # where session events are POSTed (signed)
     tier: Tier = Tier.STANDARD
+    transport: Transport = Transport.REPLAY
     created_at: datetime
 
 
@@ -263,6 +273,12 @@ class TurnResult(Strict):
     committed_at: datetime
     metrics: dict[str, float] = Field(default_factory=dict)
     tier: Tier | None = None  # the tier that billed this answer (None: written before tiers)
+    # How this answer was asked for: replay (generateContent), chain (previous_interaction_id,
+    # only the new input sent) or seed (a new interaction carrying the history from S3).
+    transport: str | None = None
+    interaction_id: str | None = None  # recorded only with the committed answer: the chain
+    interaction_expires_at: datetime | None = None  # our estimate (see shared/interaction_payload)
+    upload_bytes: int | None = Field(default=None, ge=0)  # request body bytes sent for it
 
 
 class ErrorInfo(Strict):
@@ -345,6 +361,8 @@ class TurnStatus(Strict):
     quality: QualityRow | None = None  # the verdicts against turn n-1 (shared/verdicts.py)
     tier: Tier | None = None  # the tier that billed a committed turn
     attempt_history: list[AttemptRecord] = Field(default_factory=list)
+    transport: str | None = None  # replay | chain | seed for a committed turn
+    upload_bytes: int | None = None  # request body bytes the committed answer's call(s) sent
 
 
 class SessionStatus(Strict):
@@ -356,3 +374,4 @@ class SessionStatus(Strict):
     cost_usd: float
     turns: list[TurnStatus]
     tier: Tier = Tier.STANDARD
+    transport: Transport = Transport.REPLAY

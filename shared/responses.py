@@ -85,6 +85,10 @@ class ApiResponse:
     prompt_feedback: dict[str, Any] | None = None
     candidate_count: int = 1
     latency_s: float = 0.0  # set by the HTTP client: connect to last body byte
+    interaction_id: str | None = None  # the Interactions API's id for this answer
+    interaction_created: str | None = None  # its `created` timestamp as sent (ISO 8601)
+    upload_bytes: int = 0  # request body bytes sent for this answer (set by the turn runner)
+    transport: str | None = None  # replay | chain | seed (set by the turn runner)
 
 
 def _get(obj: dict[str, Any], camel: str, snake: str) -> Any:

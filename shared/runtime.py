@@ -21,6 +21,7 @@ from shared.events import EventSink, NullSink
 from shared.gate import CallGate, MemoryGate, OpenGate, RedisGate
 from shared.gemini import GeminiClient, HttpGeminiClient
 from shared.gemini_batch import BatchApi, HttpBatchApi
+from shared.interactions import HttpInteractionsClient, InteractionsClient
 from shared.sessions import SessionRepository
 from shared.storage import ObjectStore, open_store
 from shared.webhook_sink import webhook_sink_for
@@ -40,6 +41,7 @@ class Services:
     gate: CallGate = field(default_factory=OpenGate)
     ledger: BudgetLedger = field(default_factory=MemoryLedger)
     batch_api: BatchApi | None = None  # the Files and Batch APIs, for batch-tier waves
+    interactions: InteractionsClient | None = None  # the Interactions API (transport)
 
 
 def blob_cache_for(settings: Settings, store: ObjectStore) -> BlobCache:
@@ -64,6 +66,7 @@ def build_services(
     coord: Coordinator | None = None,
     enqueuer: Enqueuer | None = None,
     api: GeminiClient | None = None,
+    interactions: InteractionsClient | None = None,
 ) -> Services:
     """Real services from the settings; any of them can be replaced (tests, embedded mode)."""
     store = store or open_store(settings)
@@ -83,6 +86,10 @@ def build_services(
         gate=gate_for(settings, coord),
         ledger=ledger_for(settings, coord),
         batch_api=HttpBatchApi(settings.api_base_url, settings.api_key),
+        interactions=interactions
+        or HttpInteractionsClient(
+            settings.api_base_url, settings.api_key, timeout_s=settings.call_timeout_s
+        ),
     )
 
 

@@ -127,6 +127,8 @@ def _turn_status(
             prompt=request.prompt,
             metrics=result.metrics,
             tier=result.tier,
+            transport=result.transport,
+            upload_bytes=result.upload_bytes,
             quality=quality_row(snap, index, thresholds),
         )
     failure = snap.failures.get(index) if state is TurnState.FAILED else None
@@ -188,4 +190,5 @@ def build_status(
         cost_usd=round(sum(t.cost_usd for t in turns), 6),
         turns=turns,
         tier=snap.record.tier,
+        transport=snap.record.transport,
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import random
 import time
 import uuid
@@ -17,7 +19,8 @@ from shared.cost import turn_cost_usd
 from shared.errors import EditQueueError, NoToken, PermanentError, TransientError
 from shared.events import EventKind, make_event
 from shared.failpoints import failpoint
-from shared.history import check_fits, effective_size, estimate_tokens, request_payload
+from shared.history import check_fits, effective_size, estimate_tokens
+from shared.interactions import InteractionGone, InteractionsClient
 from shared.models import Tier, TurnResult
 from shared.request_body import StreamingBody
 from shared.responses import ApiResponse, ReturnedPart, check_response
@@ -28,6 +31,9 @@ from worker.observe import TurnObservation
 from worker.results import build_result
 from worker.retry_plan import GiveUp, Park, Requeue, flex_falls_back, plan_retry
 from worker.spend import BudgetHold, budget_scopes
+from worker.transport import Mode, Plan, chain_fields, first_plan, orphaned, seed_plan
+
+log = logging.getLogger("editqueue.turn")
 
 BUSY_RETRY_S = 5.0
 BUDGET_RECHECK_S = 900.0
@@ -182,12 +188,8 @@ class TurnRunner:
         """Step 5-6: build the streamed body, check it fits, hold the budget, pass the gate."""
         record = snap.record
         profile = profile_for(record.model)
-        payload = request_payload(record, snap.requests, snap.results, index)
-        if self.lane == LANE_FLEX:
-            payload["serviceTier"] = LANE_FLEX  # GenerateContentRequest.serviceTier (SDK)
-        body = StreamingBody(payload, self.services.blobs.path)
-        tokens = estimate_tokens(profile, record, snap.requests, index)
-        check_fits(profile, tokens, body.content_length, index, record.session_id)
+        plan = first_plan(snap, index, self.lane, datetime.now(UTC))
+        body, tokens = self._fitted(snap, index, plan)
         size = effective_size(record, snap.requests[index])[1]
         overrides = self.services.settings.price_overrides
         price = turn_cost_usd(profile, size, {"promptTokenCount": tokens}, overrides, 1, self.lane)
@@ -197,7 +199,7 @@ class TurnRunner:
             todo = raise_budget(refused.name, refused.limit_usd, price, record.session_id, index)
             raise _OverBudget(f"budget {refused.name} of ${refused.limit_usd:.2f} reached; {todo}")
         try:
-            response = self._gated_call(record.model, record.session_id, body)
+            response = self._send(snap, index, plan, body)
             failpoint(self.services.settings, "after_call")
         except BaseException:
             hold.settle(0.0)  # not billed
@@ -210,7 +212,35 @@ class TurnRunner:
             hold.settle(billed)
             raise
 
-    def _gated_call(self, model: str, sid: str, body: StreamingBody) -> ApiResponse:
+    def _fitted(self, snap: SessionSnapshot, index: int, plan: Plan) -> tuple[StreamingBody, int]:
+        """The streamed body and token estimate of `plan`, refused when over a limit (the size
+        guard sees only what is sent: a chain sends no history)."""
+        record = snap.record
+        profile = profile_for(record.model)
+        body = StreamingBody(plan.payload, self.services.blobs.path)
+        tokens = estimate_tokens(profile, plan.token_record(record), snap.requests, index)
+        check_fits(profile, tokens, body.content_length, index, record.session_id)
+        return body, tokens
+
+    def _send(
+        self, snap: SessionSnapshot, index: int, plan: Plan, body: StreamingBody
+    ) -> ApiResponse:
+        """The call; a chain whose previous interaction is gone falls back to a seeded one."""
+        sid = snap.record.session_id
+        sent = body.content_length
+        try:
+            response = self._gated_call(snap.record.model, sid, body, plan)
+        except InteractionGone as exc:
+            log.warning("turn %s/%d: %s; seeding from S3", sid, index, exc)
+            plan = seed_plan(snap, index, self.lane)
+            body, _ = self._fitted(snap, index, plan)
+            sent += body.content_length
+            response = self._gated_call(snap.record.model, sid, body, plan)
+        return dataclasses.replace(response, upload_bytes=sent, transport=plan.mode.value)
+
+    def _gated_call(
+        self, model: str, sid: str, body: StreamingBody, plan: Plan | None = None
+    ) -> ApiResponse:
         # Nothing but the HTTP send may sit between admission and the call: the API counts a
         # call when it arrives, and a store round trip here made arrivals overflow the window.
         if self.services.repo.is_cancelled(sid):
@@ -220,9 +250,19 @@ class TurnRunner:
         if wait is not None:
             raise NoToken(f"call gate: wait {wait:.1f}s", wait_s=wait)
         try:
-            return self.obs.call(lambda: self.services.api.generate(model, body))
+            if plan is None or not plan.interactions:
+                return self.obs.call(lambda: self.services.api.generate(model, body))
+            client = self._interactions()
+            chained = plan.mode is Mode.CHAIN
+            return self.obs.call(lambda: client.create(body, chained=chained))
         finally:
             gate.release(self.owner)
+
+    def _interactions(self) -> InteractionsClient:
+        client = self.services.interactions
+        if client is None:
+            raise PermanentError("this process has no Interactions API client configured")
+        return client
 
     def commit(
         self,
@@ -252,11 +292,17 @@ class TurnRunner:
                     previous=snap.results.get(index - 1),
                     tier=self.lane,
                 )
+            retention_s = self.services.settings.interaction_retention_s
+            fields = chain_fields(response, result.committed_at, retention_s)
+            result = result.model_copy(update=fields)
             failpoint(self.services.settings, "after_blobs")
             with tracing.span("commit", editqueue__turn=index):
                 winner, won = self.services.repo.commit_result(sid, result)
         finally:
             hold.settle(cost_usd)  # billed, whether or not this attempt won the commit
+        if not won and (loser := orphaned(response, winner)) is not None:
+            # The committed answer's interaction is the chain; ours would only fork it.
+            self._interactions().delete(loser)
         TurnEffects(self.services, sid, index).done()
         if index in snap.parked:
             self.services.repo.unpark(sid, index)

@@ -18,6 +18,7 @@ from shared.models import (
     SessionSpec,
     SessionState,
     Tier,
+    Transport,
     TurnSpec,
     TurnStatus,
 )
@@ -158,6 +159,7 @@ class SessionView(Answer):
     state: SessionState
     model: str
     tier: Tier = Tier.STANDARD
+    transport: Transport = Transport.REPLAY
     cost_usd: float
     created_at: datetime
     forked_from: str | None = None

@@ -31,6 +31,7 @@ def session_view(
         state=status.state,
         model=status.model,
         tier=status.tier,
+        transport=status.transport,
         cost_usd=status.cost_usd,
         created_at=record.created_at,
         forked_from=record.forked_from,

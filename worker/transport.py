@@ -1,0 +1,90 @@
+"""Which request a turn sends: replay (generateContent with the history from S3), chain (the
+Interactions API, only the new input after turn n-1's interaction) or seed (a new interaction
+carrying the history from S3, the fallback that never loses a turn)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from shared.broker import LANE_FLEX
+from shared.history import request_payload
+from shared.interaction_payload import chain_alive, chained_payload, expires_at, seeded_payload
+from shared.models import HistoryPolicy, SessionRecord, Transport, TurnResult
+from shared.responses import ApiResponse
+from shared.sessions import SessionSnapshot
+
+
+class Mode(StrEnum):
+    """How one call carries the conversation."""
+
+    REPLAY = "replay"
+    CHAIN = "chain"
+    SEED = "seed"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """One call to make: its mode and body (with blob placeholders)."""
+
+    mode: Mode
+    payload: dict[str, Any]
+
+    @property
+    def interactions(self) -> bool:
+        """True when the call goes to the Interactions API."""
+        return self.mode is not Mode.REPLAY
+
+    def token_record(self, record: SessionRecord) -> SessionRecord:
+        """The record the token estimate reads: a chain holds the whole conversation server-side,
+        whatever the session's history policy, and those tokens are still billed as input."""
+        if self.mode is Mode.CHAIN:
+            return record.model_copy(update={"history": HistoryPolicy()})
+        return record
+
+
+def first_plan(snap: SessionSnapshot, index: int, lane: str, now: datetime) -> Plan:
+    """The call turn `index` tries first under its session's transport."""
+    record = snap.record
+    if record.transport is not Transport.INTERACTIONS:
+        payload = request_payload(record, snap.requests, snap.results, index)
+        if lane == LANE_FLEX:
+            payload["serviceTier"] = LANE_FLEX  # GenerateContentRequest.serviceTier (SDK)
+        return Plan(Mode.REPLAY, payload)
+    previous = snap.results.get(index - 1)
+    if previous is not None and chain_alive(previous, now):
+        assert previous.interaction_id is not None
+        request = snap.requests[index]
+        return Plan(Mode.CHAIN, chained_payload(record, request, previous.interaction_id, lane))
+    return seed_plan(snap, index, lane)
+
+
+def seed_plan(snap: SessionSnapshot, index: int, lane: str) -> Plan:
+    """A new interaction seeded with the history from S3 (also turn 1 of a chain)."""
+    payload = seeded_payload(snap.record, snap.requests, snap.results, index, lane)
+    return Plan(Mode.SEED, payload)
+
+
+def chain_fields(
+    response: ApiResponse, committed_at: datetime, retention_s: float
+) -> dict[str, Any]:
+    """What a committed result records about how it was asked for (and the chain's next link)."""
+    fields: dict[str, Any] = {
+        "transport": response.transport,
+        "upload_bytes": response.upload_bytes,
+    }
+    if response.interaction_id is not None:
+        fields["interaction_id"] = response.interaction_id
+        fields["interaction_expires_at"] = expires_at(
+            response.interaction_created, committed_at, retention_s
+        )
+    return fields
+
+
+def orphaned(response: ApiResponse, winner: TurnResult) -> str | None:
+    """The interaction a losing duplicate created, which is not the chain (None if none)."""
+    if response.interaction_id is None or response.interaction_id == winner.interaction_id:
+        return None
+    return response.interaction_id
