@@ -24,6 +24,7 @@ from producer.checks import (
 )
 from producer.guards import check_cancel, check_fork, refuse_if_cancelled, retry_target
 from producer.limits import Limits, prompt_problem
+from producer.listing import live_summary, summaries
 from producer.manifest import check_budget, create_manifest
 from producer.parallel import parallel_map
 from producer.report import write_report
@@ -51,6 +52,7 @@ from shared.models import (
 )
 from shared.reconcile import reconcile as reconcile_store
 from shared.runtime import Services
+from shared.session_index import StoredSummary, index_of
 from shared.sessions import SessionRepository, session_key, turn_key
 from shared.status import build_status
 
@@ -199,11 +201,14 @@ def _write_session(
             if not services.repo.add_request(sid, _request(index, turn, refs, mask)):
                 raise _taken(sid)
             written.append(index)
+        index_of(services).mark_open(sid)  # before session.json: the sweep never misses it
         if not services.repo.create_session(record):
             raise _taken(sid)
     except BaseException:
         for index in written:
             services.repo.store.delete(turn_key(sid, index, "request.json"))
+        if written:
+            index_of(services).unmark(sid)
         raise
 
 
@@ -279,6 +284,7 @@ def append_turn(services: Services, sid: str, turn: TurnSpec, base_dir: Path) ->
     index = snap.last_index + 1
     while not repo.add_request(sid, _request(index, turn, images, mask)):
         index += 1  # another append took this index first
+    index_of(services).mark_open(sid)  # after the request: the sweep's close re-checks
     if repo.is_committed(sid, index - 1):
         enqueue(services, sid, index, snap.record.tier)
     return index
@@ -290,9 +296,9 @@ def session_status(services: Services, sid: str) -> SessionStatus:
     return build_status(snap, services.coord.live(sid), services.settings.quality)
 
 
-def list_sessions(services: Services) -> list[SessionStatus]:
-    """The status of every session in the store, in id order."""
-    return [session_status(services, sid) for sid in services.repo.session_ids()]
+def list_sessions(services: Services) -> list[StoredSummary]:
+    """A summary row of every indexed session, in id order (see `reconcile --full`)."""
+    return list(summaries(services))
 
 
 def retry_turn(
@@ -310,6 +316,7 @@ def retry_turn(
     update = {"revision": request.revision + 1, "prompt": prompt or request.prompt}
     services.repo.replace_request(sid, request.model_copy(update=update))
     services.repo.clear_failure(sid, index)
+    index_of(services).mark_open(sid)
     services.coord.clear_live(sid, index)
     enqueue(services, sid, index, snap.record.tier)
     return index
@@ -357,12 +364,16 @@ def fork(
     if not repo.create_session(snap.record.model_copy(update=update)):
         raise _taken(new_sid)
     services.coord.track_session(new_sid)
+    row = live_summary(services, new_sid)
+    if row is not None:  # complete from the start: a summary, no open marker
+        index_of(services).write_summary(row)
     return new_sid
 
 
-def reconcile(services: Services, *, include_budget: bool = False) -> int:
-    """Re-enqueue every due turn the store knows of; returns how many were enqueued."""
-    return reconcile_store(services, time.time(), include_budget=include_budget)
+def reconcile(services: Services, *, include_budget: bool = False, full: bool = False) -> int:
+    """Re-enqueue every due turn of the open sessions (with `full`, of every stored session,
+    rebuilding the index); returns how many were enqueued."""
+    return reconcile_store(services, time.time(), include_budget=include_budget, full=full)
 
 
 def export(services: Services, sid: str, out_dir: Path) -> Path:

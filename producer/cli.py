@@ -21,6 +21,7 @@ from producer import api, cli_batch
 from producer.cli_init import init
 from producer.context import CliState
 from producer.embedded import run_file
+from producer.listing import open_session_ids, summaries
 from producer.manifest import check_budget, checked_batch_id, generate_batch_id
 from producer.progress import wait_for
 from producer.specs import load_specs
@@ -36,6 +37,7 @@ from shared.models import (
     TurnSpec,
     validate_stored_id,
 )
+from shared.runtime import Services
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -219,37 +221,49 @@ def append(
 
 
 @main.command()
-@click.argument("sid", required=False)
-@click.option("--json", "as_json", is_flag=True, help="Print the status document.")
+@click.argument("sids", nargs=-1)
+@click.option("--json", "as_json", is_flag=True, help="Print the status document(s).")
 @click.option("--watch", is_flag=True, help="Show progress until the session(s) finish.")
 @click.option("--batch", "is_batch", is_flag=True, help="SID is a batch id: show the batch.")
 @pass_state
-def status(state: CliState, sid: str | None, as_json: bool, watch: bool, is_batch: bool) -> None:
-    """Progress of session SID, or a table of every session; exit 1 when SID failed."""
+def status(
+    state: CliState, sids: tuple[str, ...], as_json: bool, watch: bool, is_batch: bool
+) -> None:
+    """Progress of session SID (or of several), or a table of every session; exit 1 when one of
+    the named sessions failed."""
     services = state.get_services()
     if is_batch:
-        if sid is None:
-            raise InvalidSpec("status --batch needs a batch id: `editqueue status --batch BATCH`")
-        sys.exit(cli_batch.show_status(services, sid, as_json=as_json, watching=watch))
-    sids = [_session_arg(sid)] if sid else list(services.repo.session_ids())
+        if len(sids) != 1:
+            raise InvalidSpec("status --batch needs one batch id: `editqueue status --batch BATCH`")
+        sys.exit(cli_batch.show_status(services, sids[0], as_json=as_json, watching=watch))
+    if not sids:
+        if watch:  # only open sessions can change
+            wait_for(lambda one: api.session_status(services, one), open_session_ids(services))
+        rows = list(summaries(services))
+        if as_json:
+            click.echo(json.dumps([r.model_dump(mode="json") for r in rows], indent=2))
+        else:
+            click.echo(sessions_table(rows))
+        return
+    _show_sessions(services, [_session_arg(sid) for sid in sids], as_json, watch)
 
+
+def _show_sessions(services: Services, sids: list[str], as_json: bool, watch: bool) -> None:
     def fetch(one: str) -> SessionStatus:
         return api.session_status(services, one)
 
     if watch:
-        statuses = wait_for(fetch, sids, poll_s=WATCH_POLL_S).statuses
+        docs = wait_for(fetch, sids, poll_s=WATCH_POLL_S).statuses
     else:
-        statuses = [fetch(one) for one in sids]
-    if sid:
-        doc = statuses[0]
-        click.echo(doc.model_dump_json(indent=2) if as_json else session_view(doc))
-        if doc.state is SessionState.FAILED:
-            sys.exit(EXIT_FAILED)
-        return
-    if as_json:
-        click.echo(json.dumps([s.model_dump(mode="json") for s in statuses], indent=2))
+        docs = [fetch(one) for one in sids]
+    if as_json and len(docs) == 1:
+        click.echo(docs[0].model_dump_json(indent=2))
+    elif as_json:
+        click.echo(json.dumps([d.model_dump(mode="json") for d in docs], indent=2))
     else:
-        click.echo(sessions_table(statuses))
+        click.echo("\n\n".join(session_view(doc) for doc in docs))
+    if any(doc.state is SessionState.FAILED for doc in docs):
+        sys.exit(EXIT_FAILED)
 
 
 @main.command()
@@ -333,10 +347,15 @@ def export(state: CliState, sid: str, directory: Path, is_batch: bool) -> None:
 
 
 @main.command()
+@click.option(
+    "--full",
+    is_flag=True,
+    help="Read every stored session (not just the open ones) and rebuild the session index.",
+)
 @pass_state
-def reconcile(state: CliState) -> None:
+def reconcile(state: CliState, full: bool) -> None:
     """Re-enqueue every turn the store says is due (safe to repeat)."""
-    count = api.reconcile(state.get_services())
+    count = api.reconcile(state.get_services(), full=full)
     click.echo(f"enqueued {count} turn(s)")
 
 

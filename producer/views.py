@@ -11,6 +11,7 @@ import unicodedata
 from producer.progress import turns_finished
 from producer.report import TIMES, short_prompt
 from shared.models import SessionStatus, TurnStatus
+from shared.session_index import StoredSummary
 
 PROMPT_CHARS = 60
 
@@ -64,16 +65,16 @@ def session_view(status: SessionStatus) -> str:
     return "\n".join([header, *(turn_line(t) for t in status.turns)])
 
 
-def sessions_table(statuses: list[SessionStatus]) -> str:
-    """One row per session: id, state, turns finished of requested, cost, model."""
-    if not statuses:
+def sessions_table(rows: list[StoredSummary]) -> str:
+    """One row per session: id, state, turns succeeded of requested, cost, model."""
+    if not rows:
         return "no sessions"
-    width = max(len("SESSION"), *(len(s.session_id) for s in statuses))
-    rows = [f"{'SESSION':<{width}}  {'STATE':<9}  {'TURNS':>5}  {'COST':>8}  MODEL"]
-    for s in statuses:
-        turns = f"{turns_finished(s)}/{len(s.turns)}"
-        rows.append(
-            f"{s.session_id:<{width}}  {s.state.value:<9}  {turns:>5}  "
-            f"{_money(s.cost_usd):>8}  {printable(s.model)}"
+    width = max(len("SESSION"), *(len(r.session_id) for r in rows))
+    lines = [f"{'SESSION':<{width}}  {'STATE':<9}  {'TURNS':>5}  {'COST':>8}  MODEL"]
+    for r in rows:
+        turns = f"{r.turns_succeeded}/{r.turns}"
+        lines.append(
+            f"{r.session_id:<{width}}  {r.state.value:<9}  {turns:>5}  "
+            f"{_money(r.cost_usd):>8}  {printable(r.model)}"
         )
-    return "\n".join(rows)
+    return "\n".join(lines)

@@ -7,17 +7,21 @@ Idempotent: a turn with a fresh live entry (queued, running, waiting) is left al
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 
 from shared.config import TASK_MARGIN_S, Settings
 from shared.coordination import LiveTurn
 from shared.dispatch import dispatch
-from shared.models import Tier, TurnState
+from shared.errors import UnknownSession
+from shared.models import SessionStatus, Tier, TurnState
 from shared.runtime import Services
+from shared.session_index import FINAL_STATES, index_of, summary_of
 from shared.sessions import SessionSnapshot
-from shared.status import current_park, turn_state
+from shared.status import build_status, current_park, turn_state
 
 log = logging.getLogger("editqueue.reconcile")
 BUDGET_REASON = "budget"
+SWEEP_PARALLELISM = 8  # sessions read at once by a reconcile pass (S3 round trips overlap)
 
 
 def _fresh(live: LiveTurn | None, now: float, stale_after_s: float, running_s: float) -> bool:
@@ -64,10 +68,16 @@ def running_stale_s(settings: Settings, tier: Tier) -> float:
 
 
 def reconcile_session(
-    services: Services, sid: str, now: float, *, include_budget: bool = False
+    services: Services, sid: str, now: float, *, include_budget: bool = False, full: bool = False
 ) -> int:
-    """Rebuild one session's index entries and enqueue what is due; returns how many."""
-    snap = services.repo.snapshot(sid)
+    """Rebuild one session's index entries and enqueue what is due; returns how many.
+
+    A session the store says ended leaves the open index (`full`: one still open joins it).
+    """
+    try:
+        snap = services.repo.snapshot(sid)
+    except UnknownSession:
+        return 0  # an open marker written by a submit still in progress (or one that died)
     services.coord.track_session(sid)
     for index in snap.parked:
         park = current_park(snap, index)
@@ -88,16 +98,54 @@ def reconcile_session(
         if index in snap.parked:
             services.repo.unpark(sid, index)
             services.coord.drop_park(sid, index)
+    if not found:
+        _index_session(services, snap, live, full)
     return len(found)
 
 
-def reconcile(services: Services, now: float, *, include_budget: bool = False) -> int:
-    """Reconcile every session in the store; returns how many turns were enqueued."""
+def _final(
+    services: Services, snap: SessionSnapshot, live: dict[int, LiveTurn]
+) -> SessionStatus | None:
+    """The session's status if it ended (completed, failed, cancelled), else None."""
+    status = build_status(snap, live, services.settings.quality)
+    return status if status.state in FINAL_STATES else None
+
+
+def _index_session(
+    services: Services, snap: SessionSnapshot, live: dict[int, LiveTurn], full: bool
+) -> None:
+    """Close an ended session in the index (then look again: an append or retry may have come
+    in between, and it marks the session open only after its own write); `full` also opens."""
+    sid = snap.record.session_id
+    index = index_of(services)
+    status = _final(services, snap, live)
+    if status is None:
+        if full:
+            index.mark_open(sid)
+        return
+    index.close(summary_of(status, snap.record.tenant))
+    if _final(services, services.repo.snapshot(sid), services.coord.live(sid)) is None:
+        index.mark_open(sid)
+
+
+def reconcile(
+    services: Services, now: float, *, include_budget: bool = False, full: bool = False
+) -> int:
+    """Reconcile every open session (`full`: every session in the store, rebuilding the open
+    index and the summaries); returns how many turns were enqueued."""
+    repo = services.repo
+    sids = list(repo.session_ids()) if full else index_of(services).open_ids()
     total = 0
-    for sid in services.repo.session_ids():
-        total += reconcile_session(services, sid, now, include_budget=include_budget)
+    with ThreadPoolExecutor(SWEEP_PARALLELISM, thread_name_prefix="reconcile") as pool:
+        counts = pool.map(
+            lambda sid: reconcile_session(
+                services, sid, now, include_budget=include_budget, full=full
+            ),
+            sids,
+        )
+        total = sum(counts)
     services.coord.mark_epoch()
-    log.info("reconcile: %d turn(s) enqueued", total)
+    log.info("reconcile: %d session(s) read, %d turn(s) enqueued", len(sids), total)
     return total
 
 

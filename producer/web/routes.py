@@ -143,9 +143,9 @@ def list_sessions(
     owner = None if tenant.sees_all else tenant.name
     page = session_page(services, owner=owner, state=state, after=cursor, limit=limit)
     rows = []
-    for status in page.statuses:
-        sid = shown_id(tenant, status.session_id)
-        rows.append(summary(status, url(request, "get_session", session_id=sid), sid))
+    for row in page.rows:
+        sid = shown_id(tenant, row.session_id)
+        rows.append(summary(row, url(request, "get_session", session_id=sid), sid))
     return SessionPage(sessions=rows, next_cursor=page.next_after)
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from producer.web.schemas import SessionLinks, SessionSummary, SessionView, TurnView
-from shared.models import SessionRecord, SessionStatus, TurnState
+from shared.models import SessionRecord, SessionStatus
+from shared.session_index import StoredSummary
 
 
 def session_view(
@@ -42,15 +43,14 @@ def session_view(
     )
 
 
-def summary(status: SessionStatus, status_url: str, shown_id: str) -> SessionSummary:
+def summary(row: StoredSummary, status_url: str, shown_id: str) -> SessionSummary:
     """One row of a listing."""
-    done = sum(1 for t in status.turns if t.state is TurnState.SUCCEEDED)
     return SessionSummary(
         session_id=shown_id,
-        state=status.state,
-        model=status.model,
-        cost_usd=status.cost_usd,
-        turns=len(status.turns),
-        turns_succeeded=done,
+        state=row.state,
+        model=row.model,
+        cost_usd=row.cost_usd,
+        turns=row.turns,
+        turns_succeeded=row.turns_succeeded,
         status_url=status_url,
     )

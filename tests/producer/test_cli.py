@@ -315,3 +315,40 @@ def test_status_watch_returns_once_the_session_is_finished(
 
     assert result.exit_code == 1
     assert json.loads(result.stdout)["state"] == "failed"
+
+
+def test_status_of_several_sessions_prints_each_and_exits_1_when_one_failed(
+    services: Services, tmp_path: Path
+) -> None:
+    done = api.submit_session(services, spec_of("a"), base_dir=tmp_path)
+    failed = api.submit_session(services, spec_of("a"), base_dir=tmp_path)
+    commit_turn(services, done, 1)
+    fail_turn(services, failed, 1)
+
+    result = invoke(services, "status", done, failed, "--json")
+
+    assert result.exit_code == 1
+    docs = json.loads(result.stdout)
+    assert [(d["session_id"], d["state"]) for d in docs] == [
+        (done, "completed"),
+        (failed, "failed"),
+    ]
+
+
+def test_status_json_without_a_session_prints_a_summary_row_each(
+    services: Services, tmp_path: Path
+) -> None:
+    sid = api.submit_session(services, spec_of("a", "b"), base_dir=tmp_path)
+    commit_turn(services, sid, 1)
+
+    result = invoke(services, "status", "--json")
+
+    assert result.exit_code == 0
+    [row] = json.loads(result.stdout)
+    assert (row["session_id"], row["state"], row["turns"], row["turns_succeeded"]) == (
+        sid,
+        "running",
+        2,
+        1,
+    )
+    assert row["cost_usd"] == 0.067 and row["updated_at"]

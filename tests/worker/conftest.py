@@ -16,6 +16,7 @@ from shared.gemini import FakeGeminiClient, Outcome
 from shared.models import HistoryPolicy, SessionRecord, TurnRequest
 from shared.responses import ApiResponse, ReturnedPart
 from shared.runtime import Services
+from shared.session_index import SessionIndex
 from shared.sessions import SessionRepository
 from shared.storage import MemoryStore
 
@@ -86,6 +87,7 @@ class World:
         assert self.repo.create_session(record)
         for n, prompt in enumerate(prompts, start=1):
             self.repo.add_request(sid, TurnRequest(index=n, prompt=prompt, created_at=NOW))
+        SessionIndex(self.repo.store).mark_open(sid)  # as submit does
         return sid
 
 
