@@ -18,7 +18,7 @@ from shared.errors import (
     StorageUnavailable,
     UnknownSession,
 )
-from shared.models import SessionSpec, SessionState, TurnSpec, TurnState
+from shared.models import SessionSpec, SessionState, Transport, TurnSpec, TurnState
 from shared.runtime import Services
 from shared.storage import MemoryStore
 from tests.producer.conftest import (
@@ -64,6 +64,25 @@ def test_submit_keeps_the_clients_session_id_and_settings(
         "2K",
         "night-1",
     )
+
+
+def test_the_fleets_default_transport_applies_to_specs_that_name_none(
+    services: Services, tmp_path: Path
+) -> None:
+    fleet = dataclasses.replace(
+        services,
+        settings=services.settings.model_copy(update={"default_transport": "interactions"}),
+    )
+
+    unnamed = api.submit_session(fleet, spec_of("a"), base_dir=tmp_path)
+    named = api.submit_session(fleet, spec_of("a", transport="replay"), base_dir=tmp_path)
+    default = api.submit_session(services, spec_of("a"), base_dir=tmp_path)
+
+    assert [services.repo.session(s).transport for s in (unnamed, named, default)] == [
+        Transport.INTERACTIONS,
+        Transport.REPLAY,
+        Transport.REPLAY,
+    ]
 
 
 def test_submit_uploads_reference_images_as_blobs(services: Services, tmp_path: Path) -> None:

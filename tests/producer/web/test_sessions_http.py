@@ -474,3 +474,21 @@ def test_the_tier_travels_over_http_and_a_tier_the_model_lacks_is_422(
     )
     assert refused.status_code == 422
     assert "not offered in the flex tier" in refused.json()["error"]["message"]
+
+
+def test_the_transport_travels_over_http_and_an_unknown_one_is_422_naming_the_field(
+    client: TestClient,
+) -> None:
+    answer = client.post(
+        "/v1/sessions", json=spec_body("a room", transport="interactions"), headers=bearer(ACME)
+    )
+
+    assert answer.status_code == 201
+    sid = answer.json()["session_id"]
+    view = client.get(f"/v1/sessions/{sid}", headers=bearer(ACME)).json()
+    assert view["transport"] == "interactions"
+    refused = client.post(
+        "/v1/sessions", json=spec_body("a room", transport="carrier-pigeon"), headers=bearer(ACME)
+    )
+    assert refused.status_code == 422
+    assert refused.json()["error"]["fields"][0]["field"] == "transport"
