@@ -46,12 +46,13 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-# ~4.5 min on 2 cores (BENCH_QUICK=1 make bench: smaller batches); each script starts its
+# ~5.5 min on 2 cores (BENCH_QUICK=1 make bench: smaller batches); each script starts its
 # own redis-server, moto server, emulator and workers, and prints ratios measured in that run.
 bench: $(STAMP)
 	$(BIN)/python bench/makespan.py
 	$(BIN)/python bench/memory.py
 	$(BIN)/python bench/overhead.py
+	$(BIN)/python bench/transports.py
 
 chaos: $(STAMP)  ## 50 sessions x 5 turns under SIGKILLs, API faults and a Redis wipe (~2 min)
 	$(BIN)/python bench/chaos.py

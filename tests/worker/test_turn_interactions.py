@@ -69,7 +69,7 @@ def test_a_gone_chain_is_seeded_from_the_store_in_the_same_attempt(tmp_path: Pat
     assert _run(world, sid, 1) is Outcome.COMMITTED
     assert _run(world, sid, 2) is Outcome.COMMITTED
 
-    first, chained, seeded = fake.bodies
+    _, chained, seeded = fake.bodies
     assert chained["previous_interaction_id"] == "int-1"
     assert "previous_interaction_id" not in seeded
     assert [s["type"] for s in seeded["input"]] == [  # type: ignore[index]
