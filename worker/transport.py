@@ -10,8 +10,10 @@ from enum import StrEnum
 from typing import Any
 
 from shared.broker import LANE_FLEX
+from shared.errors import BadRequest
 from shared.history import request_payload
 from shared.interaction_payload import chain_alive, chained_payload, expires_at, seeded_payload
+from shared.interactions import InteractionGone
 from shared.models import HistoryPolicy, SessionRecord, Transport, TurnResult
 from shared.responses import ApiResponse
 from shared.sessions import SessionSnapshot
@@ -49,16 +51,37 @@ def first_plan(snap: SessionSnapshot, index: int, lane: str, now: datetime) -> P
     """The call turn `index` tries first under its session's transport."""
     record = snap.record
     if record.transport is not Transport.INTERACTIONS:
-        payload = request_payload(record, snap.requests, snap.results, index)
-        if lane == LANE_FLEX:
-            payload["serviceTier"] = LANE_FLEX  # GenerateContentRequest.serviceTier (SDK)
-        return Plan(Mode.REPLAY, payload)
+        return replay_plan(snap, index, lane)
     previous = snap.results.get(index - 1)
     if previous is not None and chain_alive(previous, now):
         assert previous.interaction_id is not None
         request = snap.requests[index]
         return Plan(Mode.CHAIN, chained_payload(record, request, previous.interaction_id, lane))
     return seed_plan(snap, index, lane)
+
+
+def replay_plan(snap: SessionSnapshot, index: int, lane: str) -> Plan:
+    """generateContent with the history from S3, as every replay turn sends it."""
+    payload = request_payload(snap.record, snap.requests, snap.results, index)
+    if lane == LANE_FLEX:
+        payload["serviceTier"] = LANE_FLEX  # GenerateContentRequest.serviceTier (SDK)
+    return Plan(Mode.REPLAY, payload)
+
+
+def fallback_plan(
+    snap: SessionSnapshot, index: int, failed: Plan, exc: Exception, lane: str
+) -> Plan | None:
+    """The next call after `failed` was refused with `exc`, or None when the error stands.
+
+    A gone chain is seeded from S3. A seeded history the API refuses as malformed (400) is
+    replayed through generateContent: whether the Interactions API accepts turns first answered
+    by generateContent, signatures included, is UNCONFIRMED, and replay never loses a turn.
+    """
+    if isinstance(exc, InteractionGone) and failed.mode is Mode.CHAIN:
+        return seed_plan(snap, index, lane)
+    if isinstance(exc, BadRequest) and failed.mode is Mode.SEED and index > 1:
+        return replay_plan(snap, index, lane)
+    return None
 
 
 def seed_plan(snap: SessionSnapshot, index: int, lane: str) -> Plan:

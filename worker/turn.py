@@ -16,7 +16,7 @@ from shared.advice import raise_budget
 from shared.broker import LANE_FLEX, LANE_STANDARD
 from shared.catalog import profile_for
 from shared.cost import turn_cost_usd
-from shared.errors import EditQueueError, NoToken, PermanentError, TransientError
+from shared.errors import BadRequest, EditQueueError, NoToken, PermanentError, TransientError
 from shared.events import EventKind, make_event
 from shared.failpoints import failpoint
 from shared.history import check_fits, effective_size, estimate_tokens
@@ -31,7 +31,7 @@ from worker.observe import TurnObservation
 from worker.results import build_result
 from worker.retry_plan import GiveUp, Park, Requeue, flex_falls_back, plan_retry
 from worker.spend import BudgetHold, budget_scopes
-from worker.transport import Mode, Plan, chain_fields, first_plan, orphaned, seed_plan
+from worker.transport import Mode, Plan, chain_fields, fallback_plan, first_plan, orphaned
 
 log = logging.getLogger("editqueue.turn")
 
@@ -225,18 +225,21 @@ class TurnRunner:
     def _send(
         self, snap: SessionSnapshot, index: int, plan: Plan, body: StreamingBody
     ) -> ApiResponse:
-        """The call; a chain whose previous interaction is gone falls back to a seeded one."""
+        """The call, and its fallbacks (a gone chain is seeded; a refused seed is replayed)."""
         sid = snap.record.session_id
-        sent = body.content_length
-        try:
-            response = self._gated_call(snap.record.model, sid, body, plan)
-        except InteractionGone as exc:
-            log.warning("turn %s/%d: %s; seeding from S3", sid, index, exc)
-            plan = seed_plan(snap, index, self.lane)
-            body, _ = self._fitted(snap, index, plan)
+        sent = 0
+        while True:
             sent += body.content_length
-            response = self._gated_call(snap.record.model, sid, body, plan)
-        return dataclasses.replace(response, upload_bytes=sent, transport=plan.mode.value)
+            try:
+                response = self._gated_call(snap.record.model, sid, body, plan)
+                return dataclasses.replace(response, upload_bytes=sent, transport=plan.mode.value)
+            except (InteractionGone, BadRequest) as exc:
+                fallback = fallback_plan(snap, index, plan, exc, self.lane)
+                if fallback is None:
+                    raise
+                log.warning("turn %s/%d: %s; now %s from S3", sid, index, exc, fallback.mode)
+                plan = fallback
+                body, _ = self._fitted(snap, index, plan)
 
     def _gated_call(
         self, model: str, sid: str, body: StreamingBody, plan: Plan | None = None

@@ -10,6 +10,7 @@ import random
 from collections.abc import Callable
 from pathlib import Path
 
+from shared.errors import BadRequest
 from shared.gemini import RequestBody
 from shared.interactions import InteractionGone
 from shared.models import Transport
@@ -39,8 +40,10 @@ class FakeInteractions:
         self.deleted.append(interaction_id)
 
 
-def _world(tmp_path: Path, script: Script) -> tuple[World, FakeInteractions, str]:
-    world = make_world(tmp_path, [])
+def _world(
+    tmp_path: Path, script: Script, replies: list[ApiResponse] | None = None
+) -> tuple[World, FakeInteractions, str]:
+    world = make_world(tmp_path, list(replies or []))
     fake = FakeInteractions(script)
     world.services = dataclasses.replace(world.services, interactions=fake)
     sid = world.session(["a room", "paint it #8FAF8A"])
@@ -106,3 +109,26 @@ def test_a_losing_duplicate_deletes_its_own_interaction_and_the_committed_id_is_
     stored = world.repo.result(sid, 2)
     assert stored is not None and stored.interaction_id == "int-winner"
     assert fake.deleted == ["int-loser"]
+
+
+def test_a_seeded_history_the_api_refuses_is_replayed_through_generate_content(
+    tmp_path: Path,
+) -> None:
+    def script(body: dict[str, object], chained: bool) -> ApiResponse:
+        if len(fake.bodies) == 1:
+            return _answer("int-1")
+        if chained:
+            raise InteractionGone("HTTP 404 NOT_FOUND", status=404)
+        raise BadRequest("HTTP 400 INVALID_ARGUMENT: bad thought signature", status=400)
+
+    world, fake, sid = _world(tmp_path, script, [answer(jpeg((10, 10, 10)))])
+    assert _run(world, sid, 1) is Outcome.COMMITTED
+
+    assert _run(world, sid, 2) is Outcome.COMMITTED
+    result = world.repo.result(sid, 2)
+    assert result is not None
+    assert (result.transport, result.interaction_id) == ("replay", None)
+    assert world.api.calls == 1
+    contents = world.api.body_json()["contents"]
+    assert [c["role"] for c in contents] == ["user", "model", "user"]
+    assert result.upload_bytes == fake.sizes[1] + fake.sizes[2] + len(world.api.bodies[0])
