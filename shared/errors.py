@@ -1,4 +1,8 @@
-"""The one error tree: transient errors retry with backoff, permanent errors fail the turn."""
+"""The one error tree: transient errors retry with backoff, permanent errors fail the turn, and
+"not now" outcomes wait without counting against the turn.
+
+Which error leads to which action is decided in one place: `worker.actions.action_for`.
+"""
 
 from __future__ import annotations
 
@@ -24,6 +28,12 @@ class PermanentError(EditQueueError):
     """Retrying the same call will not help: fail the turn with the reason."""
 
     kind = "permanent"
+
+
+class NotNow(EditQueueError):
+    """Nothing went wrong, but the turn cannot run now: it waits, the attempt is not spent."""
+
+    kind = "not_now"
 
 
 # --- transient leaves -------------------------------------------------------------------------
@@ -89,20 +99,10 @@ class BrokerUnavailable(TransientError):
     kind = "broker"
 
 
-class LeaseHeld(TransientError):
-    """Another delivery of the same turn holds its lease."""
+class WebhookUnreachable(TransientError):
+    """The webhook receiver could not be reached or did not answer in time."""
 
-    kind = "lease_held"
-
-
-class NoToken(TransientError):
-    """The fleet's rate limit or in-flight cap has no room for this call for `wait_s`."""
-
-    kind = "no_token"
-
-    def __init__(self, message: str, *, wait_s: float) -> None:
-        super().__init__(message)
-        self.wait_s = wait_s
+    kind = "webhook_unreachable"
 
 
 # --- permanent leaves -------------------------------------------------------------------------
@@ -166,3 +166,52 @@ class ObjectNotFound(PermanentError):
     """A stored object that must exist is missing."""
 
     kind = "object_missing"
+
+
+class WebhookRefused(PermanentError):
+    """The webhook destination is not a public address (or cannot be resolved)."""
+
+    kind = "webhook_refused"
+
+
+class StartupRefused(InvalidSpec):
+    """A start-up check failed; the message names the setting and what to do."""
+
+    kind = "startup_refused"
+
+
+class InteractionGone(PermanentError):
+    """The previous interaction is no longer there (expired, deleted, another key or project)."""
+
+    kind = "interaction_gone"
+
+
+# --- "not now" leaves -------------------------------------------------------------------------
+
+
+class NoToken(NotNow):
+    """The fleet's rate limit or in-flight cap has no room for this call for `wait_s`."""
+
+    kind = "no_token"
+
+    def __init__(self, message: str, *, wait_s: float) -> None:
+        super().__init__(message)
+        self.wait_s = wait_s
+
+
+class OverBudget(NotNow):
+    """The turn's price would pass a budget; it waits for the budget to be raised."""
+
+    kind = "budget"
+
+
+class Cancelled(NotNow):
+    """The session was cancelled while the turn was being prepared: it stops, nothing fails."""
+
+    kind = "cancelled"
+
+
+class LeaseHeld(NotNow):
+    """Another delivery of the same turn holds its lease; this one comes back shortly."""
+
+    kind = "lease_held"

@@ -22,19 +22,13 @@ from urllib.parse import quote
 import requests
 import urllib3.exceptions
 
-from shared.errors import EditQueueError, MalformedResponse, PermanentError
+from shared.errors import EditQueueError, InteractionGone, MalformedResponse
 from shared.gemini import HttpGeminiClient, RequestBody, _Deadline, http_exchange
 from shared.responses import ApiResponse, ReturnedPart, classify_http_error
 
 INTERACTIONS_PATH = "/v1beta/interactions"
 DELETE_TIMEOUT_S = 10.0
 GONE_STATUSES = frozenset({403, 404})
-
-
-class InteractionGone(PermanentError):
-    """The previous interaction is no longer there (expired, deleted, another key or project)."""
-
-    kind = "interaction_gone"
 
 
 class InteractionsClient(Protocol):

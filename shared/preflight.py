@@ -17,7 +17,7 @@ from urllib.parse import urlparse, urlunparse
 from pydantic import SecretStr
 
 from shared.config import DEFAULT_API_BASE_URL, Settings
-from shared.errors import EditQueueError, InvalidSpec
+from shared.errors import EditQueueError, StartupRefused
 
 # Sent to the bundled emulator when it accepts any key and none is set (it still wants one).
 EMULATOR_PLACEHOLDER_KEY = "editqueue-emulator-any-key"
@@ -25,12 +25,6 @@ WAIT_POLL_S = 1.0
 KEY_SETTING = "GEMINI_API_KEY"
 BROKER_SETTING = "EDITQUEUE_BROKER_URL"
 STORE_SETTING = "EDITQUEUE_STORE_URL"
-
-
-class StartupRefused(InvalidSpec):
-    """A start-up check failed; the message names the setting and what to do."""
-
-    kind = "startup_refused"
 
 
 @dataclass(frozen=True)

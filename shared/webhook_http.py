@@ -14,18 +14,12 @@ from typing import Any
 
 import urllib3
 
-from shared.errors import TransientError
+from shared.errors import WebhookUnreachable
 from shared.webhook_target import Destination, Network, Resolver, check_destination
 from shared.webhooks import DELIVERY_TIMEOUT_S
 
 CONNECT_TIMEOUT_S = 5.0
 MAX_ERROR_CHARS = 200
-
-
-class WebhookUnreachable(TransientError):
-    """The webhook receiver could not be reached or did not answer in time."""
-
-    kind = "webhook_unreachable"
 
 
 def _pool(dest: Destination, timeout_s: float) -> urllib3.HTTPConnectionPool:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from shared.config import Settings
-from shared.errors import InvalidSpec, PermanentError
+from shared.errors import InvalidSpec, WebhookRefused
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -39,12 +39,6 @@ RULES: tuple[tuple[str, tuple[Network, ...]], ...] = tuple(
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 _COMPAT = ipaddress.ip_network("::/96")
 DEFAULT_PORTS = {"http": 80, "https": 443}
-
-
-class WebhookRefused(PermanentError):
-    """The webhook destination is not a public address (or cannot be resolved)."""
-
-    kind = "webhook_refused"
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,8 @@ from celery.signals import worker_init, worker_ready, worker_shutdown
 from shared import logs, runtime
 from shared.broker import make_celery
 from shared.config import Settings, load_settings
-from shared.preflight import StartupRefused, checked_settings
+from shared.errors import StartupRefused
+from shared.preflight import checked_settings
 from worker import telemetry
 from worker.timeouts import check_timeouts
 

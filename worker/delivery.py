@@ -20,12 +20,12 @@ from typing import Literal
 from pydantic import BaseModel
 
 from shared import outbox
-from shared.errors import InvalidSpec, ObjectNotFound
+from shared.errors import InvalidSpec, ObjectNotFound, WebhookRefused, WebhookUnreachable
 from shared.events import Event
 from shared.runtime import Services
-from shared.webhook_http import WebhookUnreachable, post_webhook
+from shared.webhook_http import post_webhook
 from shared.webhook_sink import WebhookQueue
-from shared.webhook_target import WebhookRefused, allowed_networks, system_resolver
+from shared.webhook_target import allowed_networks, system_resolver
 from shared.webhooks import (
     DELIVERY_TIMEOUT_S,
     delivery_key,

@@ -19,9 +19,15 @@ from shared.runtime import Services
 log = logging.getLogger("editqueue.turn")
 
 
-def error_info(exc: EditQueueError, secret: str | None) -> ErrorInfo:
-    """What the status shows of an error, with the API key scrubbed."""
-    return ErrorInfo(kind=exc.kind, status=exc.status, message=redact(exc.message, secret))
+INTERNAL_KIND = "internal"  # a bug: not an error editqueue raises on purpose
+MAX_BUG_CHARS = 300
+
+
+def error_info(exc: BaseException, secret: str | None) -> ErrorInfo:
+    """What the status shows of an error (a bug's type and words), with the API key scrubbed."""
+    if isinstance(exc, EditQueueError):
+        return ErrorInfo(kind=exc.kind, status=exc.status, message=redact(exc.message, secret))
+    return ErrorInfo(kind=INTERNAL_KIND, message=redact(repr(exc), secret)[:MAX_BUG_CHARS])
 
 
 @dataclass
@@ -50,9 +56,14 @@ class TurnEffects:
         self.services.coord.set_live(self.sid, self.index, live)
 
     def requeue(
-        self, attempt: int, countdown_s: float, exc: EditQueueError | None, reason: str | None
+        self,
+        attempt: int,
+        countdown_s: float,
+        exc: EditQueueError | None,
+        reason: str | None,
+        lane: str | None = None,
     ) -> None:
-        """Back on the queue after a countdown the broker can hold."""
+        """Back on the queue (on `lane`, default this turn's) after a countdown the broker holds."""
         error = error_info(exc, self.secret) if exc else None
         dispatch(
             self.services,
@@ -62,7 +73,7 @@ class TurnEffects:
             countdown_s=countdown_s,
             error=error,
             reason=reason,
-            lane=self.lane,
+            lane=lane or self.lane,
         )
 
     def park(
@@ -97,7 +108,7 @@ class TurnEffects:
         )
         self.services.coord.set_live(self.sid, self.index, live)
 
-    def fail(self, attempt: int, exc: EditQueueError, revision: int) -> None:
+    def fail(self, attempt: int, exc: BaseException, revision: int) -> None:
         """Write `failure.json` with the reason and stop the session."""
         failure = FailureRecord(
             index=self.index,

@@ -1,4 +1,8 @@
-"""One turn, start to finish: the steps of DESIGN.md "The turn task", each a small method."""
+"""One turn, start to finish: DESIGN.md "The turn task", steps 1-8, for one delivery.
+
+Every error a step raises becomes one action through `worker.actions.action_for`; the runner
+only carries it out (`carry_out`).
+"""
 
 from __future__ import annotations
 
@@ -13,30 +17,37 @@ from enum import StrEnum
 
 from shared import tracing
 from shared.advice import raise_budget
-from shared.broker import LANE_FLEX, LANE_STANDARD
+from shared.broker import LANE_STANDARD
 from shared.catalog import profile_for
 from shared.cost import turn_cost_usd
-from shared.errors import BadRequest, EditQueueError, NoToken, PermanentError, TransientError
+from shared.errors import (
+    BadRequest,
+    Cancelled,
+    EditQueueError,
+    InteractionGone,
+    LeaseHeld,
+    NoToken,
+    OverBudget,
+    PermanentError,
+    TransientError,
+)
 from shared.events import EventKind, make_event
 from shared.failpoints import failpoint
 from shared.history import check_fits, effective_size, estimate_tokens
-from shared.interactions import InteractionGone, InteractionsClient
-from shared.models import Tier, TurnResult
+from shared.interactions import InteractionsClient
+from shared.models import Tier, TurnRequest, TurnResult
 from shared.request_body import StreamingBody
 from shared.responses import ApiResponse, ReturnedPart, check_response
 from shared.runtime import Services
 from shared.sessions import SessionSnapshot
+from worker.actions import Attempt, Fail, Park, Requeue, Stop, action_for
 from worker.effects import TurnEffects
 from worker.observe import TurnObservation
 from worker.results import build_result
-from worker.retry_plan import GiveUp, Park, Requeue, flex_falls_back, plan_retry
 from worker.spend import BudgetHold, budget_scopes
 from worker.transport import Mode, Plan, chain_fields, fallback_plan, first_plan, orphaned
 
 log = logging.getLogger("editqueue.turn")
-
-BUSY_RETRY_S = 5.0
-BUDGET_RECHECK_S = 900.0
 
 
 class Outcome(StrEnum):
@@ -50,22 +61,11 @@ class Outcome(StrEnum):
     CANCELLED = "cancelled"
     FAILED = "failed"
     RETRY = "retry"
+    REQUEUED = "requeued"  # a store or Redis hiccup around the call: the same attempt again
     PARKED = "parked"
     THROTTLED = "throttled"  # the fleet's rate limit or in-flight cap said wait
     BUSY = "busy"
     FALLBACK = "fallback"  # a flex turn shed too often or past its deadline: now standard
-
-
-class _Cancelled(PermanentError):
-    """The session was cancelled while the turn was being prepared."""
-
-    kind = "cancelled"
-
-
-class _OverBudget(PermanentError):
-    """The turn's price would pass a budget; it waits for the budget to be raised."""
-
-    kind = "budget"
 
 
 def delivery_owner(task_id: str | None) -> str:
@@ -79,6 +79,35 @@ def delivery_owner(task_id: str | None) -> str:
 
 
 @dataclass
+class Turn:
+    """The turn this delivery runs; the steps fill in what they learn."""
+
+    sid: str
+    index: int
+    attempt: int
+    snap: SessionSnapshot | None = None  # the session through this turn, once read (step 4)
+    revision: int | None = None  # the request's revision, once known
+    in_call: bool = False  # between building the request and the API's answer (steps 5-6)
+
+    @property
+    def request(self) -> TurnRequest:
+        """The turn's request (after step 4)."""
+        assert self.snap is not None
+        return self.snap.requests[self.index]
+
+    @property
+    def parks(self) -> int:
+        """Parks so far, counted where the sweep's unpark leaves them."""
+        return self.snap.parks_so_far(self.index) if self.snap is not None else 0
+
+    @property
+    def size(self) -> str | None:
+        """The image size the turn asks for (its own, else the session's)."""
+        assert self.snap is not None
+        return effective_size(self.snap.record, self.request)[1]
+
+
+@dataclass
 class TurnRunner:
     """Runs `run_turn(sid, n)` for one delivery; safe to run for duplicates and redeliveries."""
 
@@ -88,116 +117,135 @@ class TurnRunner:
     lane: str = LANE_STANDARD  # the tier this delivery calls (and bills) at: standard or flex
     obs: TurnObservation = field(init=False)
 
+    @property
+    def _ttl_s(self) -> float:
+        return self.services.settings.longest_task_s
+
     def run(self, sid: str, index: int, attempt: int) -> Outcome:
-        """Steps 1-3, then one report of what this delivery did (log line, metrics)."""
-        secret = TurnEffects.key_of(self.services)
-        self.obs = TurnObservation(sid, index, attempt, secret=secret, tier=self.lane)
+        """Steps 1-8 for one delivery; whatever a step raises becomes one action. Then one
+        report of what this delivery did (log line, metrics)."""
+        turn = Turn(sid, index, attempt)
+        effects = TurnEffects(self.services, sid, index, self.lane)
+        self._observe(turn)
         try:
-            outcome = self._run(sid, index, attempt)
-        except BaseException as exc:  # the task shell requeues or fails it; say so here too
-            self.obs.error = exc if isinstance(exc, EditQueueError) else self.obs.error
+            outcome = self._outcome(turn, effects)
+        except BaseException:  # carrying out the action failed too: the task fails
             self.obs.finish("error", self.services.repo)
             raise
         self.obs.finish(outcome, self.services.repo)
         return outcome
 
-    def _run(self, sid: str, index: int, attempt: int) -> Outcome:
-        """Steps 1-3: skip what is done or not ready, then run under the turn's lease."""
-        repo = self.services.repo
-        if repo.is_committed(sid, index):
+    def _outcome(self, turn: Turn, effects: TurnEffects) -> Outcome:
+        try:
+            return self._steps(turn, effects)
+        except Exception as exc:
+            try:
+                return self.carry_out(exc, turn, effects)
+            except TransientError as again:  # the store or Redis failed carrying it out
+                turn.in_call = False
+                return self.carry_out(again, turn, effects)
+
+    def _observe(self, turn: Turn) -> None:
+        """Make sure `obs` observes this turn (run() makes it; a batch line arrives without)."""
+        current = getattr(self, "obs", None)
+        if current is None or (current.sid, current.index) != (turn.sid, turn.index):
+            secret = TurnEffects.key_of(self.services)
+            self.obs = TurnObservation(
+                turn.sid, turn.index, turn.attempt, secret=secret, tier=self.lane
+            )
+            if turn.snap is not None:
+                self.obs.loaded(turn.snap, turn.index)
+
+    def _steps(self, turn: Turn, effects: TurnEffects) -> Outcome:
+        sid, index, repo = turn.sid, turn.index, self.services.repo
+        if repo.is_committed(sid, index):  # 1. done already (a redelivery)
             self.after_commit(sid, index, redelivered=True)
             return Outcome.ALREADY_DONE
-        if repo.is_cancelled(sid):
+        if repo.is_cancelled(sid):  # 2. cancelled before it started
             self.services.coord.clear_live(sid, index)
             return Outcome.CANCELLED
-        if not repo.is_committed(sid, index - 1):
+        if not repo.is_committed(sid, index - 1):  # 3. not ready: turn n-1's commit chains it
             return Outcome.NOT_READY
-        lease = f"{sid}:{index}"
-        # Outlives a healthy attempt; a crashed holder's lease expires before redelivery.
+        lease = f"{sid}:{index}"  # outlives a healthy attempt; a crashed holder's expires first
         if not self.services.coord.acquire_lease(lease, self.owner, self._ttl_s):
-            self._effects(sid, index).requeue(attempt, BUSY_RETRY_S, None, None)
-            return Outcome.BUSY
+            raise LeaseHeld(f"turn {sid}/{index} is running in another delivery")
         try:
-            return self._attempt(sid, index, attempt)
+            return self._under_lease(turn, effects)
         finally:
             self.services.coord.release_lease(lease, self.owner)
 
-    @property
-    def _ttl_s(self) -> float:
-        return self.services.settings.longest_task_s
-
-    def _observe(self, snap: SessionSnapshot, index: int, attempt: int) -> None:
-        """Make sure `obs` observes this turn (run() made it, unless a batch line commits)."""
-        sid = snap.record.session_id
-        current = getattr(self, "obs", None)
-        if current is None or (current.sid, current.index) != (sid, index):
-            secret = TurnEffects.key_of(self.services)
-            self.obs = TurnObservation(sid, index, attempt, secret=secret, tier=self.lane)
-            self.obs.loaded(snap, index)
-
-    def _effects(self, sid: str, index: int) -> TurnEffects:
-        return TurnEffects(self.services, sid, index, self.lane)
-
-    def _attempt(self, sid: str, index: int, attempt: int) -> Outcome:
-        """Steps 4-7 for a turn whose predecessor is committed."""
-        with tracing.span("load history", editqueue__turn=index):
-            snap = self.services.repo.snapshot(sid, through=index)
-        request = snap.requests.get(index)
-        if index in snap.results:
-            self.after_commit(sid, index, snap.results[index], redelivered=True)
+    def _under_lease(self, turn: Turn, effects: TurnEffects) -> Outcome:
+        with tracing.span("load history", editqueue__turn=turn.index):  # 4. read the session
+            turn.snap = snap = self.services.repo.snapshot(turn.sid, through=turn.index)
+        request = snap.requests.get(turn.index)
+        turn.revision = request.revision if request else None
+        if turn.index in snap.results:
+            self.after_commit(turn.sid, turn.index, snap.results[turn.index], redelivered=True)
             return Outcome.ALREADY_DONE
         if request is None:
             return Outcome.NO_REQUEST
-        self.obs.loaded(snap, index)
-        failure = snap.failures.get(index)
+        self.obs.loaded(snap, turn.index)
+        failure = snap.failures.get(turn.index)
         if failure and failure.request_revision == request.revision:
             return Outcome.FAILED  # a stale redelivery of a turn that already failed
-        effects = self._effects(sid, index)
-        effects.running(attempt)
-        try:
-            response, chosen, hold = self._call(snap, index)
-        except EditQueueError as exc:
+        effects.running(turn.attempt)
+        turn.in_call = True
+        response, chosen, hold = self._call(turn)  # 5-6. build, fit, hold, gate, call, check
+        turn.in_call = False
+        return self.commit(turn, effects, response, chosen, hold)  # 7-8. commit, chain, tell
+
+    def carry_out(self, exc: Exception, turn: Turn, effects: TurnEffects) -> Outcome:
+        """Do what `action_for` says about `exc` for this turn."""
+        at = Attempt(turn.attempt, turn.parks, self.lane, turn.in_call)
+        action = action_for(exc, at, self.services.settings, time.time(), self.rng)
+        self._observe(turn)
+        if isinstance(exc, EditQueueError) and not isinstance(exc, LeaseHeld):
             self.obs.error = exc
-            return self._not_called(snap, effects, attempt, exc)
-        return self.commit(snap, index, attempt, response, chosen, hold)
-
-    def _not_called(
-        self, snap: SessionSnapshot, effects: TurnEffects, attempt: int, exc: EditQueueError
-    ) -> Outcome:
-        """The call was refused, deferred or failed: requeue, park or fail the turn."""
-        index = effects.index
-        revision = snap.requests[index].revision
-        if isinstance(exc, NoToken):
-            wait = min(self.services.settings.max_countdown_s, exc.wait_s + self.rng.random())
-            self.obs.throttled(wait)
-            effects.requeue(attempt, wait, None, "rate_limit")
-            return Outcome.THROTTLED
-        if isinstance(exc, _OverBudget):
-            parks = snap.parks_so_far(index) + 1
-            self.obs.park_until = time.time() + BUDGET_RECHECK_S
-            effects.park(attempt, self.obs.park_until, "budget", exc, revision, parks)
+        if isinstance(action, Requeue):
+            shown = exc if action.shows_error and isinstance(exc, EditQueueError) else None
+            if action.outcome == Outcome.THROTTLED:
+                self.obs.throttled(action.countdown_s)
+            elif action.outcome == Outcome.RETRY:
+                self.obs.retry_in_s = action.countdown_s
+            effects.requeue(action.attempt, action.countdown_s, shown, action.reason, action.lane)
+            return Outcome(action.outcome)
+        if isinstance(action, Stop):
+            effects.done()
+            return Outcome.CANCELLED
+        revision = turn.revision
+        if revision is None and (request := self.services.repo.request(turn.sid, turn.index)):
+            revision = request.revision
+        if revision is None:  # no request left to park or fail: nothing left to run
+            effects.done()
+            return Outcome.NO_REQUEST
+        if isinstance(action, Park):
+            assert isinstance(exc, EditQueueError)
+            effects.park(
+                action.attempt, action.due_at, action.reason, exc, revision, turn.parks + 1
+            )
             return Outcome.PARKED
-        if isinstance(exc, TransientError):
-            return self._after_transient(snap, effects, attempt, exc)
-        assert isinstance(exc, PermanentError)
-        return self._fail(effects, attempt, exc, revision)
+        assert isinstance(action, Fail), action
+        if not isinstance(exc, EditQueueError):
+            log.error("turn %s/%d: a bug; the turn fails", turn.sid, turn.index, exc_info=exc)
+        effects.fail(action.attempt, exc, revision)
+        return Outcome.FAILED
 
-    def _call(
-        self, snap: SessionSnapshot, index: int
-    ) -> tuple[ApiResponse, ReturnedPart, BudgetHold]:
-        """Step 5-6: build the streamed body, check it fits, hold the budget, pass the gate."""
+    def _call(self, turn: Turn) -> tuple[ApiResponse, ReturnedPart, BudgetHold]:
+        """Steps 5-6: build the streamed body, check it fits, hold the budget, pass the gate."""
+        snap, index = turn.snap, turn.index
+        assert snap is not None
         record = snap.record
         profile = profile_for(record.model)
         plan = first_plan(snap, index, self.lane, datetime.now(UTC))
         body, tokens = self._fitted(snap, index, plan)
-        size = effective_size(record, snap.requests[index])[1]
         overrides = self.services.settings.price_overrides
-        price = turn_cost_usd(profile, size, {"promptTokenCount": tokens}, overrides, 1, self.lane)
+        usage = {"promptTokenCount": tokens}
+        price = turn_cost_usd(profile, turn.size, usage, overrides, 1, self.lane)
         hold = BudgetHold(self.services.ledger, self.owner, budget_scopes(self.services.repo, snap))
         refused = hold.reserve(price)
         if refused is not None:
             todo = raise_budget(refused.name, refused.limit_usd, price, record.session_id, index)
-            raise _OverBudget(f"budget {refused.name} of ${refused.limit_usd:.2f} reached; {todo}")
+            raise OverBudget(f"budget {refused.name} of ${refused.limit_usd:.2f} reached; {todo}")
         try:
             response = self._send(snap, index, plan, body)
             failpoint(self.services.settings, "after_call")
@@ -207,7 +255,7 @@ class TurnRunner:
         try:
             return response, check_response(response), hold
         except BaseException:
-            billed = turn_cost_usd(profile, size, response.usage, {}, 0, self.lane)
+            billed = turn_cost_usd(profile, turn.size, response.usage, {}, 0, self.lane)
             self.obs.billed(billed)
             hold.settle(billed)
             raise
@@ -247,7 +295,7 @@ class TurnRunner:
         # Nothing but the HTTP send may sit between admission and the call: the API counts a
         # call when it arrives, and a store round trip here made arrivals overflow the window.
         if self.services.repo.is_cancelled(sid):
-            raise _Cancelled(f"session {sid} was cancelled")
+            raise Cancelled(f"session {sid} was cancelled")
         gate = self.services.gate
         wait = gate.admit(self.owner, self._ttl_s)
         if wait is not None:
@@ -269,27 +317,27 @@ class TurnRunner:
 
     def commit(
         self,
-        snap: SessionSnapshot,
-        index: int,
-        attempt: int,
+        turn: Turn,
+        effects: TurnEffects,
         response: ApiResponse,
         chosen: ReturnedPart,
         hold: BudgetHold,
     ) -> Outcome:
         """Step 7: exact bytes to blobs, `result.json` once, then step 8."""
-        sid = snap.record.session_id
-        self._observe(snap, index, attempt)  # a batch wave's line commits without run()
-        cost_usd = response_cost(snap, index, response, self.services, self.lane)
+        snap, sid, index = turn.snap, turn.sid, turn.index
+        assert snap is not None
+        self._observe(turn)  # a batch wave's line commits without run()
+        cost_usd = response_cost(turn, response, self.services, self.lane)
         self.obs.billed(cost_usd)
         try:
             with tracing.span("store blobs", editqueue__turn=index):
                 result = build_result(
                     blobs=self.services.blobs,
                     record=snap.record,
-                    request=snap.requests[index],
+                    request=turn.request,
                     response=response,
                     chosen=chosen,
-                    attempt=attempt,
+                    attempt=turn.attempt,
                     now=datetime.now(UTC),
                     cost_usd=cost_usd,
                     previous=snap.results.get(index - 1),
@@ -306,7 +354,7 @@ class TurnRunner:
         if not won and (loser := orphaned(response, winner)) is not None:
             # The committed answer's interaction is the chain; ours would only fork it.
             self._interactions().delete(loser)
-        TurnEffects(self.services, sid, index).done()
+        effects.done()
         if index in snap.parked:
             self.services.repo.unpark(sid, index)
         if won:
@@ -365,55 +413,14 @@ class TurnRunner:
             TurnEffects(self.services, sid, index + 1, tier.value).requeue(1, 0.0, None, None)
         return True
 
-    def _after_transient(
-        self, snap: SessionSnapshot, effects: TurnEffects, attempt: int, exc: TransientError
-    ) -> Outcome:
-        index = effects.index
-        revision = snap.requests[index].revision
-        parks = snap.parks_so_far(index)  # counted where the sweep's unpark leaves it
-        settings = self.services.settings
-        if self.lane == LANE_FLEX and flex_falls_back(exc, attempt, settings):
-            standard = TurnEffects(self.services, effects.sid, index, LANE_STANDARD)
-            standard.requeue(attempt + 1, 0.0, exc, "flex_fallback")
-            return Outcome.FALLBACK  # the attempt's log line says so (outcome=fallback)
-        plan = plan_retry(exc, attempt, parks, settings, time.time(), self.rng)
-        if isinstance(plan, Requeue):
-            self.obs.retry_in_s = plan.countdown_s
-            effects.requeue(attempt + 1, plan.countdown_s, exc, None)
-            return Outcome.RETRY
-        if isinstance(plan, Park):
-            self.obs.park_until = plan.due_at
-            effects.park(attempt + 1, plan.due_at, plan.reason, exc, revision, parks + 1)
-            return Outcome.PARKED
-        assert isinstance(plan, GiveUp)
-        return self._fail(effects, attempt, exc, revision)
-
-    def _fail(
-        self,
-        effects: TurnEffects,
-        attempt: int,
-        exc: PermanentError | TransientError,
-        revision: int,
-    ) -> Outcome:
-        if isinstance(exc, _Cancelled):
-            effects.done()
-            return Outcome.CANCELLED
-        effects.fail(attempt, exc, revision)
-        return Outcome.FAILED
-
 
 def response_cost(
-    snap: SessionSnapshot,
-    index: int,
-    response: ApiResponse,
-    services: Services,
-    tier: str = LANE_STANDARD,
+    turn: Turn, response: ApiResponse, services: Services, tier: str = LANE_STANDARD
 ) -> float:
     """What a committed answer cost: its images at the table price plus its prompt tokens, at
     the price of the tier that billed it."""
-    record = snap.record
-    size = effective_size(record, snap.requests[index])[1]
+    assert turn.snap is not None
     images = sum(1 for p in response.parts if p.image is not None and not p.thought)
     overrides = services.settings.price_overrides
-    profile = profile_for(record.model)
-    return turn_cost_usd(profile, size, response.usage, overrides, images, tier)
+    profile = profile_for(turn.snap.record.model)
+    return turn_cost_usd(profile, turn.size, response.usage, overrides, images, tier)

@@ -8,7 +8,6 @@ before anything is sent; a refused one is parked for budget as a synchronous tur
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +15,7 @@ from pathlib import Path
 from shared.broker import LANE_BATCH
 from shared.catalog import profile_for
 from shared.cost import turn_cost_usd
-from shared.errors import PermanentError
+from shared.errors import OverBudget, PermanentError
 from shared.history import check_fits, effective_size, estimate_tokens, request_payload
 from shared.request_body import StreamingBody
 from shared.runtime import Services
@@ -25,8 +24,7 @@ from shared.status import current_park
 from shared.waves import line_key
 from worker.effects import TurnEffects
 from worker.spend import BudgetHold, budget_scopes
-
-BUDGET_RECHECK_S = 900.0
+from worker.turn import Turn, TurnRunner
 
 
 @dataclass
@@ -77,25 +75,22 @@ def prepare(services: Services, sid: str, index: int, attempt: int) -> Prepared 
     body = StreamingBody(
         request_payload(record, snap.requests, snap.results, index), services.blobs.path
     )
+    key = line_key(sid, index, attempt)
     try:
         tokens = estimate_tokens(profile, record, snap.requests, index)
         check_fits(profile, tokens, body.content_length, index, sid)
-    except PermanentError as exc:
+        size = effective_size(record, request)[1]
+        overrides = services.settings.price_overrides
+        usage = {"promptTokenCount": tokens}
+        price = turn_cost_usd(profile, size, usage, overrides, 1, LANE_BATCH)
+        hold = BudgetHold(services.ledger, key, budget_scopes(services.repo, snap))
+        refused = hold.reserve(price)
+        if refused is not None:
+            raise OverBudget(f"budget {refused.name} of ${refused.limit_usd:.2f} reached")
+    except (PermanentError, OverBudget) as exc:  # fails, or parks for budget, as the map says
         services.coord.drop_batch_due(sid, index)
-        effects.fail(attempt, exc, request.revision)
-        return None
-    size = effective_size(record, request)[1]
-    overrides = services.settings.price_overrides
-    price = turn_cost_usd(profile, size, {"promptTokenCount": tokens}, overrides, 1, LANE_BATCH)
-    key = line_key(sid, index, attempt)
-    hold = BudgetHold(services.ledger, key, budget_scopes(services.repo, snap))
-    refused = hold.reserve(price)
-    if refused is not None:
-        services.coord.drop_batch_due(sid, index)
-        parks = snap.parked[index].parks + 1 if index in snap.parked else 1
-        reason = PermanentError(f"budget {refused.name} of ${refused.limit_usd:.2f} reached")
-        due = time.time() + BUDGET_RECHECK_S
-        effects.park(attempt, due, "budget", reason, request.revision, parks)
+        turn = Turn(sid, index, attempt, snap, revision=request.revision, in_call=True)
+        TurnRunner(services, owner=key, lane=LANE_BATCH).carry_out(exc, turn, effects)
         return None
     return Prepared(snap, index, attempt, body, hold)
 

@@ -21,19 +21,18 @@ from shared.runtime import Services
 from shared.waves import WaveLine
 from worker.effects import TurnEffects
 from worker.spend import BudgetHold, budget_scopes
-from worker.turn import TurnRunner
+from worker.turn import Turn, TurnRunner
 
 log = logging.getLogger("editqueue.batcher")
 
 
 def line_back(services: Services, line: WaveLine, exc: EditQueueError) -> str:
-    """A line that did not come back usable: due for the next wave, or failed when out of tries."""
+    """A line that did not come back usable: due for the next wave, or failed when out of tries
+    (`worker.actions.action_for` on the batch lane decides)."""
+    runner = TurnRunner(services, owner=line.key, lane=LANE_BATCH)
+    turn = Turn(line.session_id, line.index, line.attempt, revision=line.revision, in_call=True)
     effects = TurnEffects(services, line.session_id, line.index, LANE_BATCH)
-    if line.attempt >= services.settings.max_attempts or isinstance(exc, PermanentError):
-        effects.fail(line.attempt, exc, line.revision)
-        return "failed"
-    effects.requeue(line.attempt + 1, 0.0, exc, "batch")
-    return "retry"
+    return runner.carry_out(exc, turn, effects).value
 
 
 def _answer(result: dict[str, Any], latency_s: float) -> Any:
@@ -72,4 +71,6 @@ def commit_line(
     except (TransientError, PermanentError) as exc:
         hold.settle(0.0)
         return line_back(services, line, exc)
-    return runner.commit(snap, line.index, line.attempt, response, chosen, hold).value
+    turn = Turn(line.session_id, line.index, line.attempt, snap, revision=line.revision)
+    effects = TurnEffects(services, line.session_id, line.index, LANE_BATCH)
+    return runner.commit(turn, effects, response, chosen, hold).value

@@ -42,10 +42,10 @@ from producer.web.schemas import (
 from producer.web.uploads import session_images, turn_files
 from producer.web.views import session_view, summary
 from shared.config import Settings
-from shared.errors import SessionExists
+from shared.errors import SessionExists, WebhookRefused
 from shared.models import SessionState, TurnSpec, scoped_session_id
 from shared.runtime import Services
-from shared.webhook_target import Resolver, WebhookRefused, allowed_networks, check_destination
+from shared.webhook_target import Resolver, allowed_networks, check_destination
 from shared.webhooks import signing_key
 
 router = APIRouter(prefix="/v1", tags=["sessions"])

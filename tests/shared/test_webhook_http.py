@@ -9,8 +9,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from shared.errors import WebhookRefused
 from shared.webhook_http import post_webhook
-from shared.webhook_target import WebhookRefused
 
 LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"),)
 

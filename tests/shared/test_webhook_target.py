@@ -10,8 +10,8 @@ import ipaddress
 import pytest
 
 from shared.config import load_settings
-from shared.errors import InvalidSpec
-from shared.webhook_target import WebhookRefused, allowed_networks, check_destination
+from shared.errors import InvalidSpec, WebhookRefused
+from shared.webhook_target import allowed_networks, check_destination
 
 STUB = {
     "hooks.example": ["203.0.113.7"],

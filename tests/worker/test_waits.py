@@ -15,7 +15,7 @@ from shared.models import BatchRecord, TurnState
 from shared.reconcile import reconcile, sweep_parked
 from shared.status import build_status
 from tests.worker.conftest import NOW, answer, jpeg, make_world
-from worker.retry_plan import QUOTA_TZ, next_quota_reset
+from worker.actions import QUOTA_TZ, next_quota_reset
 from worker.turn import Outcome, TurnRunner
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from shared.errors import WebhookUnreachable
 from shared.events import EventKind, make_event
-from shared.webhook_http import WebhookUnreachable
 from shared.webhooks import delivery_key, event_key, verify
 from tests.worker.conftest import World, make_world
 from worker.delivery import Delivery, DeliveryRecord, WebhookDelivery
