@@ -10,9 +10,8 @@ import random
 from collections.abc import Callable
 from pathlib import Path
 
-from shared.errors import BadRequest
+from shared.errors import BadRequest, InteractionGone
 from shared.gemini import RequestBody
-from shared.interactions import InteractionGone
 from shared.models import Transport
 from shared.responses import ApiResponse
 from tests.worker.conftest import World, answer, jpeg, make_world
