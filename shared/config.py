@@ -88,6 +88,9 @@ class Settings(BaseSettings):
     failpoint_marker: str | None = None
     reconcile_stale_s: float = Field(default=3600.0, gt=0)
     sweep_interval_s: float = Field(default=10.0, gt=0)
+    # A running turn's lease, renewed by its worker's heartbeat every third of it: a worker that
+    # dies loses its turn to the sweep within about this (plus a third of it).
+    lease_ttl_s: float = Field(default=15.0, ge=1)
     reconcile_interval_s: float = Field(default=300.0, gt=0)
     outage_park_s: float = Field(default=300.0, gt=0)
     max_parks: int = Field(default=12, ge=0)

@@ -27,6 +27,14 @@ class LiveTurn(BaseModel):
     reason: str | None = None
     due_at: float | None = None
     updated_at: float = 0.0
+    lease_until: float | None = None  # a running turn's heartbeat: renewed while it runs
+
+
+def with_beat(live: LiveTurn, until: float | None) -> LiveTurn:
+    """A running entry with its heartbeat's deadline (others unchanged)."""
+    if until is None or live.state is not TurnState.RUNNING:
+        return live
+    return live.model_copy(update={"lease_until": until})
 
 
 class Coordinator(Protocol):
@@ -84,6 +92,18 @@ class Coordinator(Protocol):
         """Forget a turn waiting for a wave (it went into one, or is done)."""
         ...
 
+    def beat(self, sid: str, index: int, until: float) -> None:
+        """Turn n's worker is alive and holds the turn until `until` (its heartbeat)."""
+        ...
+
+    def lapsed(self, now: float, limit: int) -> list[tuple[str, int]]:
+        """Running turns whose heartbeat stopped before `now`, oldest first."""
+        ...
+
+    def drop_running(self, sid: str, index: int) -> None:
+        """Forget turn n's heartbeat (its delivery ended)."""
+        ...
+
     def has_epoch(self) -> bool:
         """False when the coordination state was lost (a wiped or new Redis)."""
         ...
@@ -103,6 +123,7 @@ class MemoryCoordinator:
         self._sessions: set[str] = set()
         self._parks: dict[tuple[str, int], float] = {}
         self._batch_due: dict[tuple[str, int], tuple[int, float]] = {}
+        self._beats: dict[tuple[str, int], float] = {}
         self._epoch = False
 
     def acquire_lease(self, key: str, owner: str, ttl_s: float) -> bool:
@@ -129,7 +150,9 @@ class MemoryCoordinator:
 
     def live(self, sid: str) -> dict[int, LiveTurn]:
         with self._lock:
-            return dict(self._live.get(sid, {}))
+            found = dict(self._live.get(sid, {}))
+            beats = {n: self._beats.get((sid, n)) for n in found}
+        return {n: with_beat(live, beats[n]) for n, live in found.items()}
 
     def track_session(self, sid: str) -> None:
         with self._lock:
@@ -163,6 +186,19 @@ class MemoryCoordinator:
     def drop_batch_due(self, sid: str, index: int) -> None:
         with self._lock:
             self._batch_due.pop((sid, index), None)
+
+    def beat(self, sid: str, index: int, until: float) -> None:
+        with self._lock:
+            self._beats[(sid, index)] = until
+
+    def lapsed(self, now: float, limit: int) -> list[tuple[str, int]]:
+        with self._lock:
+            due = sorted((at, key) for key, at in self._beats.items() if at < now)
+        return [key for _, key in due[:limit]]
+
+    def drop_running(self, sid: str, index: int) -> None:
+        with self._lock:
+            self._beats.pop((sid, index), None)
 
     def has_epoch(self) -> bool:
         return self._epoch

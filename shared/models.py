@@ -38,6 +38,7 @@ class TurnState(StrEnum):
     WAITING = "waiting"
     QUEUED = "queued"
     RUNNING = "running"
+    RETRYING = "retrying"  # its worker stopped heartbeating: the sweep puts it back
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     CANCELLED = "cancelled"
@@ -342,6 +343,19 @@ class ParkTally(Strict):
     parks: int = Field(ge=0)
 
 
+class LostCall(Strict):
+    """`turns/{n}/lost-{attempt}.json`: an attempt whose worker died during its call.
+
+    The API may have billed that call, so its reserved price counts as possibly billed: money
+    reports add it as an upper bound and never under-count.
+    """
+
+    index: int = Field(ge=1)
+    attempt: int = Field(ge=1)
+    possibly_billed_usd: float = Field(ge=0)
+    lost_at: datetime
+
+
 class TurnStatus(Strict):
     """One turn in the status document."""
 
@@ -363,6 +377,7 @@ class TurnStatus(Strict):
     attempt_history: list[AttemptRecord] = Field(default_factory=list)
     transport: str | None = None  # replay | chain | seed for a committed turn
     upload_bytes: int | None = None  # request body bytes the committed answer's call(s) sent
+    possibly_billed_usd: float = 0.0  # calls of attempts whose worker died (an upper bound)
 
 
 class SessionStatus(Strict):
@@ -375,3 +390,4 @@ class SessionStatus(Strict):
     turns: list[TurnStatus]
     tier: Tier = Tier.STANDARD
     transport: Transport = Transport.REPLAY
+    possibly_billed_usd: float = 0.0  # see LostCall: add to cost_usd for an upper bound

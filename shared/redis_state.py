@@ -7,7 +7,7 @@ from typing import TypeVar, cast
 
 import redis
 
-from shared.coordination import LiveTurn
+from shared.coordination import LiveTurn, with_beat
 from shared.errors import StorageUnavailable
 
 T = TypeVar("T")
@@ -71,9 +71,42 @@ class RedisCoordinator:
         self._call(lambda: self.client.hdel(f"{PREFIX}live:{sid}", str(index)))
 
     def live(self, sid: str) -> dict[int, LiveTurn]:
-        key = f"{PREFIX}live:{sid}"
-        raw = self._call(lambda: cast(dict[bytes, bytes], self.client.hgetall(key)))
-        return {int(k): LiveTurn.model_validate_json(v) for k, v in raw.items()}
+        def both() -> list[dict[bytes, bytes]]:
+            pipe = self.client.pipeline(transaction=False)
+            pipe.hgetall(f"{PREFIX}live:{sid}")
+            pipe.hgetall(f"{PREFIX}beat:{sid}")
+            return cast(list[dict[bytes, bytes]], pipe.execute())
+
+        raw, beats = self._call(both)
+        found = {int(k): LiveTurn.model_validate_json(v) for k, v in raw.items()}
+        until = {int(k): float(v) for k, v in beats.items()}
+        return {n: with_beat(live, until.get(n)) for n, live in found.items()}
+
+    def beat(self, sid: str, index: int, until: float) -> None:
+        def write() -> None:
+            pipe = self.client.pipeline(transaction=False)
+            pipe.zadd(f"{PREFIX}running", {f"{sid}|{index}": until})
+            pipe.hset(f"{PREFIX}beat:{sid}", str(index), repr(until))
+            pipe.execute()
+
+        self._call(write)
+
+    def lapsed(self, now: float, limit: int) -> list[tuple[str, int]]:
+        key = f"{PREFIX}running"
+        raw = self._call(
+            lambda: cast(list[bytes], self.client.zrangebyscore(key, "-inf", now, 0, limit))
+        )
+        members = (m.decode().rsplit("|", 1) for m in raw)
+        return [(sid, int(index)) for sid, index in members]
+
+    def drop_running(self, sid: str, index: int) -> None:
+        def drop() -> None:
+            pipe = self.client.pipeline(transaction=False)
+            pipe.zrem(f"{PREFIX}running", f"{sid}|{index}")
+            pipe.hdel(f"{PREFIX}beat:{sid}", str(index))
+            pipe.execute()
+
+        self._call(drop)
 
     def track_session(self, sid: str) -> None:
         self._call(lambda: self.client.sadd(f"{PREFIX}sessions", sid))

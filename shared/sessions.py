@@ -13,6 +13,7 @@ from shared.models import (
     AttemptRecord,
     BatchRecord,
     FailureRecord,
+    LostCall,
     ParkRecord,
     ParkTally,
     SessionRecord,
@@ -62,6 +63,7 @@ class SessionSnapshot:
     parked: dict[int, ParkRecord] = field(default_factory=dict)
     park_tallies: dict[int, ParkTally] = field(default_factory=dict)
     attempts: dict[int, list[AttemptRecord]] = field(default_factory=dict)  # full reads only
+    lost: dict[int, list[LostCall]] = field(default_factory=dict)
     cancelled: bool = False
 
     def parks_so_far(self, index: int) -> int:
@@ -173,6 +175,11 @@ class SessionRepository:
         """Forget turn n's park record (it was re-enqueued, committed or failed)."""
         self.store.delete(turn_key(sid, index, "parked.json"))
 
+    def record_lost_call(self, sid: str, lost: LostCall) -> bool:
+        """Write `lost-{attempt}.json` once; False when that attempt was recorded already."""
+        key = turn_key(sid, lost.index, f"lost-{lost.attempt}.json")
+        return self.store.put_if_absent(key, _dump(lost))
+
     def cancel(self, sid: str) -> None:
         """Mark the session cancelled: workers stop before the next API call."""
         self.store.put(cancel_key(sid), b"")
@@ -239,3 +246,5 @@ class SessionRepository:
             snap.parked[index] = park
         elif name == "parks.json" and (tally := self._read(key, ParkTally)):
             snap.park_tallies[index] = tally
+        elif name.startswith("lost-") and through is None and (lost := self._read(key, LostCall)):
+            snap.lost.setdefault(index, []).append(lost)

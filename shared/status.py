@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import time
+from datetime import UTC, datetime
+
 from shared.colours import named_colour
 from shared.coordination import LiveTurn
 from shared.models import (
     AttemptRecord,
+    ErrorInfo,
     ParkRecord,
     SessionState,
     SessionStatus,
@@ -16,6 +20,7 @@ from shared.sessions import SessionSnapshot
 from shared.verdicts import QualityRow, QualityThresholds, assess
 
 DEFAULT_THRESHOLDS = QualityThresholds()
+WORKER_LOST = "worker_lost"
 
 
 def _current_failure(snap: SessionSnapshot, index: int) -> bool:
@@ -33,6 +38,23 @@ def current_park(snap: SessionSnapshot, index: int) -> ParkRecord | None:
     return None
 
 
+def lost(live: LiveTurn, now: float | None = None) -> bool:
+    """A running turn whose heartbeat stopped (its worker died or stalled)."""
+    until = live.lease_until
+    return live.state is TurnState.RUNNING and until is not None and until < (now or time.time())
+
+
+def lost_error(live: LiveTurn) -> ErrorInfo:
+    """Why a turn is retrying after its worker stopped."""
+    when = datetime.fromtimestamp(live.lease_until or 0, UTC).strftime("%H:%M:%S")
+    return ErrorInfo(
+        kind=WORKER_LOST,
+        status=None,
+        message=f"the worker running attempt {live.attempts} stopped heartbeating ({when} UTC); "
+        "the sweep puts the turn back",
+    )
+
+
 def turn_state(snap: SessionSnapshot, index: int, live: LiveTurn | None) -> TurnState:
     """One turn's state: committed and failed come from the store, the rest from the live index."""
     if index in snap.results:
@@ -43,6 +65,8 @@ def turn_state(snap: SessionSnapshot, index: int, live: LiveTurn | None) -> Turn
         return TurnState.CANCELLED
     if current_park(snap, index) is not None:
         return TurnState.WAITING
+    if live is not None and (lost(live) or live.reason == WORKER_LOST):
+        return TurnState.RETRYING
     if live is not None:
         return live.state
     predecessor_done = index == 1 or (index - 1) in snap.results
@@ -96,6 +120,11 @@ def attempt_history(snap: SessionSnapshot, index: int) -> list[AttemptRecord]:
     return [records[n] for n in sorted(records)]
 
 
+def possibly_billed(snap: SessionSnapshot, index: int) -> float:
+    """What calls of turn n's lost attempts may have cost (an upper bound)."""
+    return round(sum(lost.possibly_billed_usd for lost in snap.lost.get(index, [])), 6)
+
+
 def turn_status(
     snap: SessionSnapshot,
     index: int,
@@ -130,6 +159,7 @@ def _turn_status(
             transport=result.transport,
             upload_bytes=result.upload_bytes,
             quality=quality_row(snap, index, thresholds),
+            possibly_billed_usd=possibly_billed(snap, index),
         )
     failure = snap.failures.get(index) if state is TurnState.FAILED else None
     park = current_park(snap, index) if state is TurnState.WAITING else None
@@ -140,6 +170,7 @@ def _turn_status(
             attempts=failure.attempts,
             error=failure.error,
             prompt=request.prompt,
+            possibly_billed_usd=possibly_billed(snap, index),
         )
     if park is not None:
         return TurnStatus(
@@ -151,14 +182,19 @@ def _turn_status(
             waiting_reason=park.reason,
             due_at=park.due_at,
         )
+    error = live.error if live else None
+    if live is not None and lost(live):
+        error = lost_error(live)
+    shows_reason = state in (TurnState.WAITING, TurnState.RETRYING)
     return TurnStatus(
         index=index,
         state=state,
         attempts=live.attempts if live else 0,
-        error=live.error if live else None,
+        error=error,
         prompt=request.prompt,
-        waiting_reason=live.reason if live and state is TurnState.WAITING else None,
+        waiting_reason=(live.reason or WORKER_LOST) if live and shows_reason else None,
         due_at=live.due_at if live else None,
+        possibly_billed_usd=possibly_billed(snap, index),
     )
 
 
@@ -191,4 +227,5 @@ def build_status(
         turns=turns,
         tier=snap.record.tier,
         transport=snap.record.transport,
+        possibly_billed_usd=round(sum(possibly_billed(snap, n) for n in snap.requests), 6),
     )

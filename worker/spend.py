@@ -6,6 +6,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from shared.budget import BudgetLedger
+from shared.catalog import profile_for
+from shared.cost import turn_cost_usd
+from shared.history import effective_size, estimate_tokens
 from shared.metrics import record_budget
 from shared.sessions import SessionRepository, SessionSnapshot
 
@@ -70,3 +73,14 @@ class BudgetHold:
                 remaining = scope.limit_usd - self.ledger.spent(scope.name)
                 record_budget(scope.name.removeprefix(BATCH_SCOPE), scope.limit_usd, remaining)
         self.held = []
+
+
+def call_price(
+    snap: SessionSnapshot, index: int, overrides: dict[str, dict[str, float]], tier: str
+) -> float:
+    """What turn n's call is reserved at: one image at its size plus the estimated prompt."""
+    record = snap.record
+    profile = profile_for(record.model)
+    tokens = estimate_tokens(profile, record, snap.requests, index)
+    size = effective_size(record, snap.requests[index])[1]
+    return turn_cost_usd(profile, size, {"promptTokenCount": tokens}, overrides, 1, tier)

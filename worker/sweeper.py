@@ -17,6 +17,8 @@ from shared.runtime import Services
 from shared.webhook_sink import webhook_queue_for
 from shared.webhooks import DELIVERY_TIMEOUT_S
 from worker.batcher import Batcher
+from worker.heartbeat import BEATS_PER_TTL
+from worker.recovery import recover_lost
 
 log = logging.getLogger("editqueue.sweeper")
 SWEEP_LEASE = "sweep"
@@ -72,14 +74,24 @@ class Sweeper(threading.Thread):
     def run(self) -> None:
         services = runtime.current()
         interval = self.interval_s or services.settings.sweep_interval_s
+        # Lost turns are looked for more often than the sweep runs: a lapsed heartbeat is
+        # found within a third of the lease after it lapsed.
+        tick = min(interval, services.settings.lease_ttl_s / BEATS_PER_TTL)
         batcher = Batcher(services, services.batch_api) if services.batch_api else None
-        while not self.stopping.wait(interval):
+        next_sweep = time.monotonic() + interval
+        while not self.stopping.wait(tick):
             try:
+                recovered = recover_lost(services, self.owner, time.time())
+                if recovered:
+                    log.info("sweep: %d turn(s) of stopped workers queued again", recovered)
+                if time.monotonic() < next_sweep:
+                    continue
+                next_sweep = time.monotonic() + interval
                 parked, reconciled = sweep_once(services, self.owner, time.time(), batcher)
                 if parked or reconciled:
                     log.info("sweep: %d parked turn(s) due, %d reconciled", parked, reconciled)
             except Exception:  # the sweep must outlive a Redis or S3 outage
-                log.exception("sweep failed; next try in %.0fs", interval)
+                log.exception("sweep failed; next try in %.0fs", tick)
 
     def stop(self) -> None:
         """Ask the thread to finish after its current pass."""

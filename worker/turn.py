@@ -42,6 +42,7 @@ from shared.runtime import Services
 from shared.sessions import SessionSnapshot
 from worker.actions import Attempt, Fail, Park, Requeue, Stop, action_for
 from worker.effects import TurnEffects
+from worker.heartbeat import heartbeat_for, lease_key
 from worker.observe import TurnObservation
 from worker.results import build_result
 from worker.spend import BudgetHold, budget_scopes
@@ -166,11 +167,15 @@ class TurnRunner:
             return Outcome.CANCELLED
         if not repo.is_committed(sid, index - 1):  # 3. not ready: turn n-1's commit chains it
             return Outcome.NOT_READY
-        lease = f"{sid}:{index}"  # outlives a healthy attempt; a crashed holder's expires first
-        if not self.services.coord.acquire_lease(lease, self.owner, self._ttl_s):
+        lease = lease_key(sid, index)
+        # Short, renewed by the heartbeat while the attempt runs: a dead holder's lapses in
+        # seconds and the sweep puts the turn back (worker/recovery.py).
+        ttl_s = self.services.settings.lease_ttl_s
+        if not self.services.coord.acquire_lease(lease, self.owner, ttl_s):
             raise LeaseHeld(f"turn {sid}/{index} is running in another delivery")
         try:
-            return self._under_lease(turn, effects)
+            with heartbeat_for(self.services.coord, ttl_s).holding(sid, index, self.owner):
+                return self._under_lease(turn, effects)
         finally:
             self.services.coord.release_lease(lease, self.owner)
 

@@ -241,3 +241,22 @@ def test_storage_unavailable_from_redis_is_transient(
         rcoord.acquire_lease("s1:0001", "a", 30)
     assert isinstance(caught.value, TransientError)
     assert isinstance(caught.value.__cause__, redis.RedisError)
+
+
+def test_a_heartbeat_shows_on_the_running_entry_and_lapses_when_it_stops(
+    coord: Coordinator,
+) -> None:
+    coord.set_live("s1", 1, LiveTurn(state=TurnState.RUNNING, attempts=1))
+    coord.set_live("s1", 2, LiveTurn(state=TurnState.QUEUED))
+    coord.beat("s1", 1, 1000.0)
+    coord.beat("s2", 3, 2000.0)
+
+    assert coord.live("s1")[1].lease_until == 1000.0
+    assert coord.live("s1")[2].lease_until is None
+    assert coord.lapsed(1500.0, 10) == [("s1", 1)]
+    assert coord.lapsed(2500.0, 10) == [("s1", 1), ("s2", 3)]
+
+    coord.drop_running("s1", 1)
+
+    assert coord.lapsed(2500.0, 10) == [("s2", 3)]
+    assert coord.live("s1")[1].lease_until is None

@@ -264,6 +264,7 @@ def test_states_serialise_as_the_documented_lowercase_words() -> None:
         "waiting",
         "queued",
         "running",
+        "retrying",
         "succeeded",
         "failed",
         "cancelled",
