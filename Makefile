@@ -53,6 +53,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/memory.py
 	$(BIN)/python bench/overhead.py
 	$(BIN)/python bench/transports.py
+	$(BIN)/python bench/recovery.py
+	$(BIN)/python bench/sweep.py
 
 chaos: $(STAMP)  ## 50 sessions x 5 turns under SIGKILLs, API faults and a Redis wipe (~2 min)
 	$(BIN)/python bench/chaos.py
