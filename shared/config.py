@@ -164,6 +164,7 @@ class Settings(BaseSettings):
     )
     otel_traces_exporter: str | None = Field(default=None, validation_alias="OTEL_TRACES_EXPORTER")
     otel_sdk_disabled: bool = Field(default=False, validation_alias="OTEL_SDK_DISABLED")
+    otel_service_name: str | None = Field(default=None, validation_alias="OTEL_SERVICE_NAME")
 
     @property
     def otel_exporter(self) -> str | None:

@@ -68,7 +68,7 @@ def setup(
         return False
     from shared.tracing_sdk import install_providers
 
-    install_providers(service, exporter, span_exporter, metric_reader)
+    install_providers(settings.otel_service_name or service, exporter, span_exporter, metric_reader)
     _instruments.clear()
     return True
 

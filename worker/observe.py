@@ -66,6 +66,7 @@ class TurnObservation:
     cost_usd: float = 0.0
     retry_in_s: float | None = None
     park_until: float | None = None
+    park_reason: str | None = None  # retry_delay | daily_quota | outage | budget
     finished: bool = False
 
     @property
@@ -236,6 +237,7 @@ class TurnObservation:
             "reason": error.kind if error else None,
             "error": error.message if error else None,
             "retry_in_s": round(self.retry_in_s, 2) if self.retry_in_s is not None else None,
+            "park_reason": self.park_reason,
             "park_until": _iso(self.park_until),
         }
 

@@ -225,6 +225,7 @@ class TurnRunner:
             return Outcome.NO_REQUEST
         if isinstance(action, Park):
             assert isinstance(exc, EditQueueError)
+            self.obs.park_until, self.obs.park_reason = action.due_at, action.reason
             effects.park(
                 action.attempt, action.due_at, action.reason, exc, revision, turn.parks + 1
             )
