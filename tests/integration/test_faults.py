@@ -703,7 +703,8 @@ def test_a_turn_parked_max_parks_times_fails_with_its_reason_though_the_sweep_un
         s3_client(fstack.s3_url).get_object(Bucket=fstack.bucket, Key=key)["Body"].read()
     )
     assert tally["parks"] == 2
-    assert len(re.findall(rf"turn {sid}/1 attempt \d+: outcome=parked", worker_logs(fstack))) == 2
+    parked = rf"turn {sid}/1 attempt \d+: outcome=parked .*park_reason=outage park_until=20"
+    assert len(re.findall(parked, worker_logs(fstack))) == 2
 
 
 # --- S3 faults --------------------------------------------------------------------------------
