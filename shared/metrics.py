@@ -19,17 +19,23 @@ from prometheus_client import Counter, Gauge, Histogram
 TURN_BUCKETS_S = (0.5, 1, 2.5, 5, 10, 20, 30, 45, 60, 90, 120, 180, 300, 600, 900)
 CALL_BUCKETS_S = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15, 20, 25, 30, 35, 45, 60, 120, 300, 900)
 QUEUE_BUCKETS_S = (0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 120, 300, 600, 900, 1800, 3600)
-# The quality numbers kept as histograms: all fractions (SSIM, changed share, |scale - 1|, shift
-# as a share of the frame, |aspect - 1|). The verdicts of the quality table are counted apart.
-QUALITY_SIGNALS = (
-    "ssim",
-    "ssim_outside",
-    "changed_fraction",
-    "changed_outside",
-    "scale",
-    "shift",
-    "aspect",
-)
+# The quality numbers kept as histograms, all fractions: SSIM, changed share, the shift as a share
+# of the frame, and the stored scale and aspect ratios (~1.0) as their deviation |x - 1|
+# (`scale_deviation`, `aspect_deviation`). The verdicts of the quality table are counted apart.
+QUALITY_SIGNALS = ("ssim", "ssim_outside", "changed_fraction", "changed_outside", "shift")
+RATIO_SIGNALS = ("scale", "aspect")
+
+
+def quality_signals(numbers: dict[str, float]) -> Iterator[tuple[str, float]]:
+    """(signal, value) of a turn's stored quality numbers, as the histogram records them."""
+    for name in QUALITY_SIGNALS:
+        if name in numbers:
+            yield name, numbers[name]
+    for name in RATIO_SIGNALS:
+        if name in numbers:
+            yield f"{name}_deviation", abs(numbers[name] - 1.0)
+
+
 QUALITY_BUCKETS = (
     0.001,
     0.0025,

@@ -159,9 +159,8 @@ class TurnObservation:
         self, snap: SessionSnapshot, result: TurnResult, thresholds: QualityThresholds
     ) -> None:
         fam = metrics.families()
-        for signal in metrics.QUALITY_SIGNALS:
-            if signal in result.metrics:
-                fam.quality.labels(signal).observe(result.metrics[signal])
+        for signal, value in metrics.quality_signals(result.metrics):
+            fam.quality.labels(signal).observe(value)
         with_this = dataclasses.replace(snap, results={**snap.results, self.index: result})
         row = quality_row(with_this, self.index, thresholds)
         for axis in AXES if row is not None else ():

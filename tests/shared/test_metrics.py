@@ -51,6 +51,16 @@ def test_token_counts_by_direction_and_modality(
     assert list(metrics.token_counts(usage)) == expected
 
 
+def test_quality_signals_are_fractions_and_ratios_become_deviations() -> None:
+    numbers = {"ssim": 0.93, "scale": 1.02, "aspect": 0.99, "shift": 0.004, "sharpness": 41.0}
+
+    signals = dict(metrics.quality_signals(numbers))
+
+    assert signals == pytest.approx(
+        {"ssim": 0.93, "shift": 0.004, "scale_deviation": 0.02, "aspect_deviation": 0.01}
+    )
+
+
 def exposed_names() -> set[str]:
     metrics.families()
     text = generate_latest(REGISTRY).decode()
