@@ -63,7 +63,13 @@ LAYOUTS = {
 }
 
 
-@pytest.mark.parametrize("layout", list(LAYOUTS))
+@pytest.mark.parametrize(
+    "layout",
+    [
+        pytest.param(name, marks=[pytest.mark.slow] if name == "two-processes" else [])
+        for name in LAYOUTS
+    ],
+)
 def test_worker_metrics_match_the_store_for_each_layout(stack: Stack, layout: str) -> None:
     """Injected: one session whose only call is refused with 403 (a permanent failure).
 
