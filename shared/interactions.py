@@ -26,6 +26,8 @@ from shared.errors import EditQueueError, InteractionGone, MalformedResponse
 from shared.gemini import HttpGeminiClient, RequestBody, _Deadline, http_exchange
 from shared.responses import ApiResponse, ReturnedPart, classify_http_error
 
+# Google's docs show /v1beta; google-genai 3.6 calls /v1/interactions. Either is served by the
+# bundled emulator; which one the real service prefers long-term is not settled here.
 INTERACTIONS_PATH = "/v1beta/interactions"
 DELETE_TIMEOUT_S = 10.0
 GONE_STATUSES = frozenset({403, 404})

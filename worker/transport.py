@@ -51,6 +51,9 @@ def first_plan(snap: SessionSnapshot, index: int, lane: str, now: datetime) -> P
     record = snap.record
     if record.transport is not Transport.INTERACTIONS:
         return replay_plan(snap, index, lane)
+    # Turn n-1's committed id, also after a fork (the fork copies it) or `retry --prompt` of
+    # turn n: branching from any stored interaction is our reading of the docs, UNCONFIRMED by a
+    # live test (a 404/403, or a 400 naming previous_interaction_id, is seeded like a gone chain).
     previous = snap.results.get(index - 1)
     if previous is not None and chain_alive(previous, now):
         assert previous.interaction_id is not None
