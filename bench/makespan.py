@@ -34,7 +34,7 @@ from producer import api
 from producer.parallel import parallel_map
 from producer.specs import load_specs
 from shared.config import load_settings
-from shared.runtime import build_services
+from shared.services import build_services
 
 MODEL = "gemini-3.1-flash-image"
 ASPECT_RATIO = "1:1"

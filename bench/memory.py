@@ -31,7 +31,7 @@ from emulator.signatures import Signer, secret_for
 from shared.config import load_settings
 from shared.dispatch import dispatch
 from shared.models import BlobRef, ImageInfo, ResultPart, SessionRecord, TurnRequest, TurnResult
-from shared.runtime import build_services
+from shared.services import build_services
 
 MODEL = "gemini-3.1-flash-image"
 EMULATOR_SEED = 3  # bench/fleet.py starts the emulator with --seed 3: its signing secret

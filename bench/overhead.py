@@ -38,7 +38,7 @@ from producer import api
 from producer.specs import load_specs
 from shared.config import load_settings
 from shared.dispatch import dispatch
-from shared.runtime import build_services
+from shared.services import build_services
 
 PROMPTS = (
     "A contemporary living room, large window, white walls, oak floor, grey sofa.",

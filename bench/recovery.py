@@ -21,7 +21,7 @@ from fleet import Fleet, fleet, jsonl, wait_until
 from producer import api
 from producer.specs import load_specs
 from shared.config import load_settings
-from shared.runtime import build_services
+from shared.services import build_services
 
 TARGET_S = 30.0
 LATENCY_S = 3.0

@@ -37,8 +37,8 @@ from producer.manifest import generate_batch_id
 from producer.specs import load_specs
 from shared.config import load_settings
 from shared.coordination import MemoryCoordinator
-from shared.runtime import Services, build_services
 from shared.s3 import S3Store
+from shared.services import Services, build_services
 
 PROMPTS = (
     "A contemporary living room, large window, white walls, oak floor, grey sofa.",

@@ -26,7 +26,7 @@ from producer.specs import load_specs
 from shared.config import load_settings
 from shared.models import ImageInfo, SessionRecord, SessionState, TurnRequest, TurnResult
 from shared.reconcile import reconcile
-from shared.runtime import Services, build_services
+from shared.services import Services, build_services
 from shared.session_index import SessionIndex, StoredSummary
 
 TARGET_RATIO = 2.0

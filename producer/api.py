@@ -51,7 +51,7 @@ from shared.models import (
     validate_stored_id,
 )
 from shared.reconcile import reconcile as reconcile_store
-from shared.runtime import Services
+from shared.services import Services
 from shared.session_index import StoredSummary, index_of
 from shared.sessions import SessionRepository, session_key, turn_key
 from shared.status import build_status

@@ -32,7 +32,7 @@ from producer.read_cache import ImmutableReadCache
 from producer.report import write_report
 from shared.errors import UnknownSession
 from shared.models import BatchRecord, SessionStatus, Tier
-from shared.runtime import Services
+from shared.services import Services
 from shared.sessions import SessionRepository, SessionSnapshot
 from shared.status import build_status
 from shared.waves import WaveRepository

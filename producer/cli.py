@@ -37,7 +37,7 @@ from shared.models import (
     TurnSpec,
     validate_stored_id,
 )
-from shared.runtime import Services
+from shared.services import Services
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2

@@ -17,7 +17,7 @@ from producer.batch_status import BatchStatus
 from producer.batch_view import batch_view
 from producer.context import CliState
 from shared.models import SessionState
-from shared.runtime import Services
+from shared.services import Services
 
 WATCH_POLL_S = 2.0
 

@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from shared.config import Settings, load_settings
 from shared.errors import InvalidSpec
-from shared.runtime import Services, build_services
+from shared.services import Services, build_services
 
 
 @dataclass

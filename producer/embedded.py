@@ -8,7 +8,6 @@ loaded by its dotted name: the producer never imports the worker.
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -22,12 +21,12 @@ from producer import api
 from producer.limits import Limits
 from producer.progress import WaitResult, wait_for
 from producer.specs import LoadedSpec, load_specs
-from shared import runtime
 from shared.broker import CeleryEnqueuer, make_celery
 from shared.config import Settings
 from shared.coordination import MemoryCoordinator
 from shared.errors import InvalidSpec
 from shared.models import SessionState, SessionStatus, Tier
+from shared.services import APP_CORE_ATTR, Services, build_services
 
 WORKER_TASKS_MODULE = "worker.tasks"
 EMBEDDED_BROKER_URL = "memory://"
@@ -89,20 +88,19 @@ def _emulator(base: Settings) -> Iterator[str | None]:
 
 
 @contextmanager
-def embedded_services(base: Settings, out_dir: Path) -> Iterator[runtime.Services]:
-    """Services and a running in-process worker; everything stops when the block ends."""
+def embedded_services(base: Settings, out_dir: Path) -> Iterator[Services]:
+    """Services and a running in-process worker; everything stops when the block ends.
+
+    The core services (local store, in-memory coordinator, the in-process broker) are hung on
+    the worker's Celery app, and its tasks add the worker's pieces (the Gemini client pointed at
+    the emulator, gate, ledger) to them in this same process.
+    """
     with ExitStack() as stack:
         api_url = stack.enter_context(_emulator(base))
-        cache = stack.enter_context(tempfile.TemporaryDirectory(prefix="editqueue-blobs-"))
-        settings = embedded_settings(base, out_dir, api_url).model_copy(
-            update={"blob_cache_dir": cache}
-        )
+        settings = embedded_settings(base, out_dir, api_url)
         app = _celery_app(settings)
-        services = runtime.build_services(
-            settings, coord=MemoryCoordinator(), enqueuer=CeleryEnqueuer(app)
-        )
-        runtime.install(services)
-        stack.callback(runtime.install, None)
+        services = build_services(settings, coord=MemoryCoordinator(), enqueuer=CeleryEnqueuer(app))
+        setattr(app, APP_CORE_ATTR, services)
         stack.enter_context(
             start_worker(
                 app,

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from shared.errors import UnknownSession
 from shared.models import SessionState
-from shared.runtime import Services
+from shared.services import Services
 from shared.session_index import SessionIndex, StoredSummary, summary_of
 from shared.status import build_status
 

@@ -12,7 +12,6 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from types import FrameType
@@ -20,6 +19,7 @@ from types import FrameType
 from shared import metrics_http
 from shared.broker import LANE_FLEX, QUEUE_FLEX, QUEUE_TURNS, make_celery
 from shared.config import load_settings
+from shared.services import default_blob_dir
 from shared.webhooks import QUEUE_WEBHOOKS
 
 WORKER_APP = "worker.app:app"
@@ -152,6 +152,6 @@ def run_workers(args: Sequence[str], lane: str, processes: int | None) -> None:
         argv = worker_argv(args, lane)
         os.execv(argv[0], argv)
     if not os.environ.get("EDITQUEUE_BLOB_CACHE_DIR"):  # one machine, one cache for all of them
-        os.environ["EDITQUEUE_BLOB_CACHE_DIR"] = tempfile.mkdtemp(prefix="editqueue-blobs-")
+        os.environ["EDITQUEUE_BLOB_CACHE_DIR"] = str(default_blob_dir())
     serve_fleet_metrics(lane)
     sys.exit(Supervisor(args, lane, count).run())

@@ -14,6 +14,7 @@ DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_STORE_URL = "file://./editqueue-data"
 DEFAULT_API_BASE_URL = "https://generativelanguage.googleapis.com"
 DEFAULT_API_TIMEOUT_S = 35.0
+DEFAULT_BLOB_CACHE_MAX_BYTES = 4 * 1024**3  # 4 GiB of history images per machine
 # Longer than the longest task (API deadline x call attempts inside one task is 1, plus storage)
 # and the longest countdown (MAX_COUNTDOWN_S), so a running turn is never redelivered.
 DEFAULT_VISIBILITY_TIMEOUT_S = 300
@@ -76,7 +77,9 @@ class Settings(BaseSettings):
     visibility_timeout_s: int = Field(default=DEFAULT_VISIBILITY_TIMEOUT_S, gt=0)
     max_attempts: int = Field(default=DEFAULT_MAX_ATTEMPTS, ge=1)
     no_image_attempts: int = Field(default=DEFAULT_NO_IMAGE_ATTEMPTS, ge=1)
-    blob_cache_dir: str = Field(default="", description="local blob cache; empty = temp dir")
+    # local blob cache; empty = the machine's default (shared.services.default_blob_dir)
+    blob_cache_dir: str = ""
+    blob_cache_max_bytes: int = Field(default=DEFAULT_BLOB_CACHE_MAX_BYTES, gt=0)
     price_overrides: dict[str, dict[str, float]] = Field(default_factory=dict)
     # {"model id": ["standard", "flex", "batch"]}: which tiers a model accepts (catalog default)
     tier_overrides: dict[str, list[Literal["standard", "flex", "batch"]]] = Field(

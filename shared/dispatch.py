@@ -10,7 +10,7 @@ from shared.broker import LANE_BATCH, LANE_STANDARD
 from shared.coordination import LiveTurn
 from shared.errors import EditQueueError
 from shared.models import ErrorInfo, TurnState
-from shared.runtime import Services
+from shared.services import Services
 
 
 def dispatch(

@@ -14,7 +14,7 @@ from shared.coordination import LiveTurn
 from shared.dispatch import dispatch
 from shared.errors import UnknownSession
 from shared.models import SessionStatus, Tier, TurnState
-from shared.runtime import Services
+from shared.services import Services
 from shared.session_index import FINAL_STATES, index_of, summary_of
 from shared.sessions import SessionSnapshot
 from shared.status import build_status, current_park, turn_state

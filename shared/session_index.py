@@ -24,7 +24,7 @@ from shared.models import SessionState, SessionStatus, Tier, TurnState
 from shared.storage import ObjectStore
 
 if TYPE_CHECKING:
-    from shared.runtime import Services
+    from shared.services import Services
 
 OPEN_PREFIX = "index/open/"
 SUMMARY_PREFIX = "index/summaries/"

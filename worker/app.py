@@ -8,13 +8,14 @@ from typing import Any
 from celery import Celery
 from celery.signals import worker_init, worker_ready, worker_shutdown
 
-from shared import logs, runtime
+from shared import logs
 from shared.broker import make_celery
 from shared.config import Settings, load_settings
 from shared.errors import StartupRefused
 from shared.preflight import checked_settings
 from worker import telemetry
 from worker.timeouts import check_timeouts
+from worker.wiring import services_of, wiring_of
 
 
 def create_app(settings: Settings) -> Celery:
@@ -22,6 +23,7 @@ def create_app(settings: Settings) -> Celery:
     check_timeouts(settings)
     app = make_celery(settings, name="editqueue-worker", lane=settings.lane)
     app.conf.update(include=["worker.tasks", "worker.webhooks"])
+    wiring_of(app).configure(settings)  # each process builds its services on first use
     import worker.tasks
     import worker.webhooks  # noqa: F401  (importing registers both shared tasks on this app)
 
@@ -35,7 +37,7 @@ _sweepers: list[Any] = []
 def _start_sweeper(**_: Any) -> None:
     from worker.sweeper import Sweeper
 
-    sweeper = Sweeper()
+    sweeper = Sweeper(lambda: services_of(app))
     sweeper.start()
     _sweepers.append(sweeper)
 
@@ -61,7 +63,7 @@ def _check_before_consuming(sender: Any = None, **_: Any) -> None:
     except StartupRefused as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
-    runtime.configure(checked)
+    wiring_of(app).configure(checked)
 
 
 def _app() -> Celery:

@@ -27,7 +27,6 @@ from shared.coordination import LiveTurn
 from shared.errors import PermanentError, ServerError, TransientError
 from shared.gemini_batch import BatchApi
 from shared.models import TurnState
-from shared.runtime import Services
 from shared.waves import WaveLine, WaveRecord, WaveRepository
 from worker.wave_build import (
     Prepared,
@@ -39,6 +38,7 @@ from worker.wave_build import (
 )
 from worker.wave_commit import commit_line, line_back
 from worker.wave_results import job_lines
+from worker.wiring import WorkerServices
 
 log = logging.getLogger("editqueue.batcher")
 BATCHER_LEASE = "batcher"
@@ -56,7 +56,7 @@ def _now() -> datetime:
 class Batcher:
     """One process's batcher; its poll schedule lives in memory (a restart polls sooner)."""
 
-    services: Services
+    services: WorkerServices
     api: BatchApi
     owner: str = field(default_factory=lambda: f"batcher-{uuid.uuid4().hex[:12]}")
     next_poll: dict[str, float] = field(default_factory=dict)

@@ -22,7 +22,7 @@ from pydantic import BaseModel
 from shared import outbox
 from shared.errors import InvalidSpec, ObjectNotFound, WebhookRefused, WebhookUnreachable
 from shared.events import Event
-from shared.runtime import Services
+from shared.services import Services
 from shared.webhook_http import post_webhook
 from shared.webhook_sink import WebhookQueue
 from shared.webhook_target import allowed_networks, system_resolver

@@ -14,7 +14,7 @@ from shared.errors import EditQueueError
 from shared.events import Event, EventKind, make_event
 from shared.models import ErrorInfo, FailureRecord, ParkRecord, TurnState
 from shared.responses import redact
-from shared.runtime import Services
+from shared.services import Services
 
 log = logging.getLogger("editqueue.turn")
 

@@ -16,7 +16,7 @@ from shared.broker import LANE_STANDARD
 from shared.coordination import LiveTurn
 from shared.dispatch import dispatch
 from shared.models import LostCall, TurnState
-from shared.runtime import Services
+from shared.services import Services
 from shared.status import WORKER_LOST, lost_error, turn_state
 from worker.heartbeat import lease_key
 from worker.spend import call_price

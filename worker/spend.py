@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from shared.budget import BudgetLedger
 from shared.catalog import profile_for
 from shared.cost import turn_cost_usd
 from shared.history import effective_size, estimate_tokens
 from shared.metrics import record_budget
 from shared.sessions import SessionRepository, SessionSnapshot
+from worker.budget import BudgetLedger
 
 BATCH_SCOPE = "batch:"
 

@@ -8,17 +8,17 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Callable
 
-from shared import runtime
 from shared.config import Settings
 from shared.outbox import sweep_outbox
 from shared.reconcile import reconcile, sweep_parked
-from shared.runtime import Services
 from shared.webhook_sink import webhook_queue_for
 from shared.webhooks import DELIVERY_TIMEOUT_S
 from worker.batcher import Batcher
 from worker.heartbeat import BEATS_PER_TTL
 from worker.recovery import recover_lost
+from worker.wiring import WorkerServices
 
 log = logging.getLogger("editqueue.sweeper")
 SWEEP_LEASE = "sweep"
@@ -32,7 +32,7 @@ def outbox_grace_s(settings: Settings) -> float:
 
 
 def sweep_once(
-    services: Services, owner: str, now: float, batcher: Batcher | None = None
+    services: WorkerServices, owner: str, now: float, batcher: Batcher | None = None
 ) -> tuple[int, int]:
     """One sweep if this process wins the lease: (parked turns enqueued, turns reconciled).
 
@@ -65,14 +65,17 @@ def sweep_once(
 class Sweeper(threading.Thread):
     """A daemon thread in every worker process; the lease makes the fleet sweep one at a time."""
 
-    def __init__(self, interval_s: float | None = None) -> None:
+    def __init__(
+        self, services: Callable[[], WorkerServices], interval_s: float | None = None
+    ) -> None:
         super().__init__(name="editqueue-sweeper", daemon=True)
+        self.services = services  # built in the thread's process on first use
         self.owner = f"sweeper-{uuid.uuid4().hex[:12]}"
         self.interval_s = interval_s
         self.stopping = threading.Event()
 
     def run(self) -> None:
-        services = runtime.current()
+        services = self.services()
         interval = self.interval_s or services.settings.sweep_interval_s
         # Lost turns are looked for more often than the sweep runs: a lapsed heartbeat is
         # found within a third of the lease after it lapsed.

@@ -10,10 +10,10 @@ from typing import Any
 
 from celery import shared_task
 
-from shared import runtime
 from shared.broker import LANE_FLEX, LANE_STANDARD, TASK_RUN_TURN
 from shared.models import validate_stored_id
 from worker.turn import TurnRunner, delivery_owner
+from worker.wiring import services_of
 
 
 @shared_task(  # type: ignore[untyped-decorator]
@@ -31,5 +31,6 @@ def run_turn(
         )
     if lane not in (LANE_STANDARD, LANE_FLEX):
         raise ValueError(f"run_turn({session_id!r}, {index!r}): unknown lane {lane!r}")
-    runner = TurnRunner(runtime.current(), owner=delivery_owner(self.request.id), lane=lane)
+    owner = delivery_owner(self.request.id)
+    runner = TurnRunner(services_of(self.app), owner=owner, lane=lane)
     return runner.run(session_id, index, attempt).value

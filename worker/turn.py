@@ -38,7 +38,6 @@ from shared.interactions import InteractionsClient
 from shared.models import Tier, TurnRequest, TurnResult
 from shared.request_body import StreamingBody
 from shared.responses import ApiResponse, ReturnedPart, check_response
-from shared.runtime import Services
 from shared.sessions import SessionSnapshot
 from worker.actions import Attempt, Fail, Park, Requeue, Stop, action_for
 from worker.effects import TurnEffects
@@ -47,6 +46,7 @@ from worker.observe import TurnObservation
 from worker.results import build_result
 from worker.spend import BudgetHold, budget_scopes
 from worker.transport import Mode, Plan, chain_fields, fallback_plan, first_plan, orphaned
+from worker.wiring import WorkerServices
 
 log = logging.getLogger("editqueue.turn")
 
@@ -112,7 +112,7 @@ class Turn:
 class TurnRunner:
     """Runs `run_turn(sid, n)` for one delivery; safe to run for duplicates and redeliveries."""
 
-    services: Services
+    services: WorkerServices
     owner: str
     rng: random.Random = field(default_factory=random.Random)
     lane: str = LANE_STANDARD  # the tier this delivery calls (and bills) at: standard or flex
@@ -308,7 +308,7 @@ class TurnRunner:
             raise NoToken(f"call gate: wait {wait:.1f}s", wait_s=wait)
         try:
             if plan is None or not plan.interactions:
-                return self.obs.call(lambda: self.services.api.generate(model, body))
+                return self.obs.call(lambda: self.services.gemini.generate(model, body))
             client = self._interactions()
             chained = plan.mode is Mode.CHAIN
             return self.obs.call(lambda: client.create(body, chained=chained))
@@ -421,7 +421,7 @@ class TurnRunner:
 
 
 def response_cost(
-    turn: Turn, response: ApiResponse, services: Services, tier: str = LANE_STANDARD
+    turn: Turn, response: ApiResponse, services: WorkerServices, tier: str = LANE_STANDARD
 ) -> float:
     """What a committed answer cost: its images at the table price plus its prompt tokens, at
     the price of the tier that billed it."""

@@ -18,13 +18,13 @@ from shared.cost import turn_cost_usd
 from shared.errors import OverBudget, PermanentError
 from shared.history import check_fits, effective_size, estimate_tokens, request_payload
 from shared.request_body import StreamingBody
-from shared.runtime import Services
 from shared.sessions import SessionSnapshot
 from shared.status import current_park
 from shared.waves import line_key
 from worker.effects import TurnEffects
 from worker.spend import BudgetHold, budget_scopes
 from worker.turn import Turn, TurnRunner
+from worker.wiring import WorkerServices
 
 
 @dataclass
@@ -61,7 +61,7 @@ def _still_due(snap: SessionSnapshot, index: int) -> bool:
     )
 
 
-def prepare(services: Services, sid: str, index: int, attempt: int) -> Prepared | None:
+def prepare(services: WorkerServices, sid: str, index: int, attempt: int) -> Prepared | None:
     """The turn as a wave line with its budget held, or None (dropped, failed or parked)."""
     snap = services.repo.snapshot(sid, through=index)
     effects = TurnEffects(services, sid, index, LANE_BATCH)

@@ -17,16 +17,16 @@ from typing import Any
 from shared.broker import LANE_BATCH
 from shared.errors import EditQueueError, PermanentError, TransientError
 from shared.responses import check_response, classify_http_error, parse_success
-from shared.runtime import Services
 from shared.waves import WaveLine
 from worker.effects import TurnEffects
 from worker.spend import BudgetHold, budget_scopes
 from worker.turn import Turn, TurnRunner
+from worker.wiring import WorkerServices
 
 log = logging.getLogger("editqueue.batcher")
 
 
-def line_back(services: Services, line: WaveLine, exc: EditQueueError) -> str:
+def line_back(services: WorkerServices, line: WaveLine, exc: EditQueueError) -> str:
     """A line that did not come back usable: due for the next wave, or failed when out of tries
     (`worker.actions.action_for` on the batch lane decides)."""
     runner = TurnRunner(services, owner=line.key, lane=LANE_BATCH)
@@ -45,7 +45,7 @@ def _answer(result: dict[str, Any], latency_s: float) -> Any:
 
 
 def commit_line(
-    services: Services, line: WaveLine, result: dict[str, Any], latency_s: float
+    services: WorkerServices, line: WaveLine, result: dict[str, Any], latency_s: float
 ) -> str:
     """Commit one line of a finished wave; returns its outcome."""
     repo = services.repo

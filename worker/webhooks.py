@@ -12,13 +12,13 @@ from typing import Any
 
 from celery import shared_task
 
-from shared import runtime
 from shared.errors import TransientError
 from shared.metrics import record_webhook
 from shared.models import validate_stored_id
 from shared.webhook_sink import CeleryWebhookQueue
 from shared.webhooks import TASK_DELIVER_WEBHOOK, valid_event_id
 from worker.delivery import WebhookDelivery
+from worker.wiring import services_of
 
 log = logging.getLogger("editqueue.webhooks")
 
@@ -36,7 +36,7 @@ def deliver_webhook(
     valid_event_id(event_id)
     if not isinstance(attempt, int) or attempt < 1 or not isinstance(due_at, int | float):
         raise ValueError(f"deliver_webhook({session_id!r}, {event_id!r}): bad attempt or due_at")
-    services = runtime.current()
+    services = services_of(self.app)
     queue = CeleryWebhookQueue(self.app)
     delivery = WebhookDelivery(services, queue, owner=self.request.id or uuid.uuid4().hex)
     try:

@@ -16,7 +16,7 @@ from producer.web.errors import install_handlers
 from producer.web.idempotent import IdempotencyMiddleware
 from producer.web.schemas import CreateSession, Health, HttpTurn
 from shared.idempotency import Idempotency
-from shared.runtime import Services
+from shared.services import Services
 from shared.webhook_target import Resolver, system_resolver
 
 TITLE = "editqueue"

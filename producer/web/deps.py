@@ -13,7 +13,7 @@ from producer.web.errors import ApiError
 from producer.web.schemas import STORED_ID_PATTERN
 from shared.errors import UnknownSession
 from shared.models import SessionRecord, public_session_id, scoped_session_id
-from shared.runtime import Services
+from shared.services import Services
 
 bearer = HTTPBearer(auto_error=False, description="A token of EDITQUEUE_API_TOKENS")
 

@@ -8,7 +8,7 @@ from fastapi.responses import FileResponse, RedirectResponse, Response
 
 from producer.web.errors import ApiError
 from shared.blobcache import blob_key
-from shared.runtime import Services
+from shared.services import Services
 
 PRESIGN_EXPIRES_S = 900
 IMMUTABLE = "private, max-age=31536000, immutable"  # a blob's bytes never change

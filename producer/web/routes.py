@@ -44,7 +44,7 @@ from producer.web.views import session_view, summary
 from shared.config import Settings
 from shared.errors import SessionExists, WebhookRefused
 from shared.models import SessionState, TurnSpec, scoped_session_id
-from shared.runtime import Services
+from shared.services import Services
 from shared.webhook_target import Resolver, allowed_networks, check_destination
 from shared.webhooks import signing_key
 

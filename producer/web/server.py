@@ -17,7 +17,7 @@ from producer.web.auth import TokenTable
 from shared import logs, metrics_http
 from shared.config import Settings
 from shared.idempotency import Idempotency, idempotency_store_for
-from shared.runtime import build_services
+from shared.services import build_services
 from shared.webhook_target import allowed_networks
 from shared.webhooks import signing_key
 

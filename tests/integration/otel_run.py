@@ -17,10 +17,11 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from producer import api
-from shared import runtime, tracing
+from shared import tracing
 from shared.broker import make_celery
 from shared.config import load_settings
 from shared.models import SessionSpec, SessionState, TurnSpec
+from shared.services import APP_CORE_ATTR, build_services
 from tests.integration.services import wait_until
 
 
@@ -51,9 +52,9 @@ def main() -> None:
     exporter, reader = InMemorySpanExporter(), InMemoryMetricReader()
     assert tracing.setup(settings, "editqueue-test", span_exporter=exporter, metric_reader=reader)
     tracing.instrument_celery()
-    services = runtime.build_services(settings)
-    runtime.install(services)
+    services = build_services(settings)
     app = make_celery(settings, name="editqueue-worker")
+    setattr(app, APP_CORE_ATTR, services)  # its tasks add the worker's pieces in-process
     import worker.tasks  # noqa: F401  (registers run_turn on every app)
 
     spec = SessionSpec(image_size="512", turns=[TurnSpec(prompt="a room"), TurnSpec(prompt="x")])

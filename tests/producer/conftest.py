@@ -15,7 +15,6 @@ from PIL import Image
 from shared.blobcache import BlobCache
 from shared.config import load_settings
 from shared.coordination import MemoryCoordinator
-from shared.gemini import FakeGeminiClient
 from shared.images import dimensions, sniff_mime
 from shared.models import (
     BlobRef,
@@ -26,7 +25,7 @@ from shared.models import (
     SessionSpec,
     TurnResult,
 )
-from shared.runtime import Services
+from shared.services import Services
 from shared.sessions import SessionRepository
 from shared.storage import MemoryStore
 
@@ -67,7 +66,6 @@ def make_services(tmp_path: Path, enqueuer: RecordingEnqueuer | None = None) -> 
         repo=SessionRepository(store),
         coord=MemoryCoordinator(),
         enqueuer=enqueuer or RecordingEnqueuer(),
-        api=FakeGeminiClient([]),
         blobs=BlobCache(store, tmp_path / "blobcache"),
     )
 

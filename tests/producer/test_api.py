@@ -19,7 +19,7 @@ from shared.errors import (
     UnknownSession,
 )
 from shared.models import SessionSpec, SessionState, Transport, TurnSpec, TurnState
-from shared.runtime import Services
+from shared.services import Services
 from shared.storage import MemoryStore
 from tests.producer.conftest import (
     RecordingEnqueuer,

@@ -18,7 +18,7 @@ from producer.context import CliState
 from producer.specs import parse_specs
 from shared.coordination import MemoryCoordinator
 from shared.errors import InvalidSpec
-from shared.runtime import Services
+from shared.services import Services
 from tests.producer.conftest import (
     RecordingEnqueuer,
     commit_turn,

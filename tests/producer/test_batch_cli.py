@@ -14,7 +14,7 @@ from producer.cli import main
 from producer.context import CliState
 from producer.specs import LoadedSpec
 from shared.models import BatchRecord, ParkRecord
-from shared.runtime import Services
+from shared.services import Services
 from shared.sessions import BATCHES
 from tests.producer.conftest import NOW, RecordingEnqueuer, commit_turn, fail_turn, spec_of
 

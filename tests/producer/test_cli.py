@@ -16,7 +16,7 @@ from producer.cli import main
 from producer.context import CliState
 from producer.worker_fleet import default_processes, worker_argv
 from shared.config import load_settings
-from shared.runtime import Services
+from shared.services import Services
 from tests.producer.conftest import RecordingEnqueuer, commit_turn, fail_turn, spec_of
 
 

@@ -12,7 +12,7 @@ import pytest
 from producer import api
 from producer.parallel import parallel_map
 from producer.specs import LoadedSpec
-from shared.runtime import Services
+from shared.services import Services
 from tests.producer.conftest import make_services, spec_of
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from producer import api, batch
 from producer.read_cache import ImmutableReadCache
 from producer.specs import LoadedSpec
-from shared.runtime import Services
+from shared.services import Services
 from shared.storage import MemoryStore
 from tests.producer.conftest import commit_turn, spec_of
 

@@ -10,7 +10,7 @@ from PIL import Image
 from producer import api
 from producer.report import STRIP_HEIGHT_PX, TIMES, caption, image_name, short_prompt
 from shared.models import TurnState, TurnStatus
-from shared.runtime import Services
+from shared.services import Services
 from tests.producer.conftest import commit_turn, fail_turn, jpeg_bytes, png_bytes, spec_of
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from producer import api
-from shared.runtime import Services
+from shared.services import Services
 from shared.verdicts import AXES, QualityThresholds
 from tests.producer.conftest import commit_turn, spec_of
 

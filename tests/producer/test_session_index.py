@@ -12,7 +12,7 @@ from producer import api
 from producer.listing import session_page
 from shared.models import SessionState, TurnSpec
 from shared.reconcile import reconcile
-from shared.runtime import Services
+from shared.services import Services
 from shared.session_index import SessionIndex, open_key
 from shared.storage import MemoryStore
 from tests.producer.conftest import commit_turn, fail_turn, spec_of

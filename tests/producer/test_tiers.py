@@ -11,7 +11,7 @@ from click.testing import CliRunner, Result
 from producer.cli import main
 from producer.context import CliState
 from shared.models import Tier
-from shared.runtime import Services
+from shared.services import Services
 from shared.storage import MemoryStore
 from tests.lanes import LaneEnqueuer
 

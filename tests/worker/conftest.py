@@ -15,10 +15,10 @@ from shared.coordination import MemoryCoordinator
 from shared.gemini import FakeGeminiClient, Outcome
 from shared.models import HistoryPolicy, SessionRecord, TurnRequest
 from shared.responses import ApiResponse, ReturnedPart
-from shared.runtime import Services
 from shared.session_index import SessionIndex
 from shared.sessions import SessionRepository
 from shared.storage import MemoryStore
+from worker.wiring import WorkerServices
 
 KEY = "AIza-test-secret-key-0042"
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
@@ -64,8 +64,8 @@ def answer(
 class World:
     """Services plus handles on their fakes."""
 
-    services: Services
-    api: FakeGeminiClient
+    services: WorkerServices
+    gemini: FakeGeminiClient
     enqueuer: RecordingEnqueuer
     coord: MemoryCoordinator
     store: MemoryStore
@@ -102,14 +102,14 @@ def make_world(tmp_path: Path, outcomes: list[Outcome], **overrides: object) -> 
     )
     store = MemoryStore()
     coord = MemoryCoordinator()
-    api = FakeGeminiClient(outcomes)
+    gemini = FakeGeminiClient(outcomes)
     enqueuer = RecordingEnqueuer()
-    services = Services(
+    services = WorkerServices(
         settings=settings,
         repo=SessionRepository(store),
         coord=coord,
         enqueuer=enqueuer,
-        api=api,
+        gemini=gemini,
         blobs=BlobCache(store, tmp_path / "cache"),
     )
-    return World(services, api, enqueuer, coord, store)
+    return World(services, gemini, enqueuer, coord, store)

@@ -38,5 +38,5 @@ def test_a_duplicate_with_the_same_task_id_is_busy_while_the_first_delivery_call
     first.join(10)
 
     assert (second, outcomes) == (Outcome.BUSY, [Outcome.COMMITTED])
-    assert world.api.calls == 1
+    assert world.gemini.calls == 1
     assert delivery_owner(task_id) != delivery_owner(task_id)

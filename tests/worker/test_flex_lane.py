@@ -50,7 +50,7 @@ def test_a_flex_turn_asks_for_the_flex_tier_bills_half_and_chains_on_the_flex_la
 
     assert flex_runner(world).run("f1", 1, attempt=1) is Outcome.COMMITTED
 
-    assert world.api.body_json()["serviceTier"] == "flex"
+    assert world.gemini.body_json()["serviceTier"] == "flex"
     flex = world.repo.result("f1", 1)
     assert flex is not None and flex.tier is Tier.FLEX
     assert lane_calls(world) == [("f1", 2, 1, "flex")]
@@ -59,7 +59,7 @@ def test_a_flex_turn_asks_for_the_flex_tier_bills_half_and_chains_on_the_flex_la
     TurnRunner(standard_world.services, owner="w1").run(sid, 1, attempt=1)
     standard = standard_world.repo.result(sid, 1)
     assert standard is not None and standard.tier is Tier.STANDARD
-    assert "serviceTier" not in standard_world.api.body_json()
+    assert "serviceTier" not in standard_world.gemini.body_json()
     assert flex.cost_usd == pytest.approx(standard.cost_usd * 0.5, abs=1e-6)
 
 
@@ -89,7 +89,7 @@ def test_a_fallen_back_turn_bills_standard_and_the_next_turn_goes_back_to_flex(
 
     assert flex_runner(world, lane="standard").run("f1", 1, attempt=3) is Outcome.COMMITTED
 
-    assert "serviceTier" not in world.api.body_json()
+    assert "serviceTier" not in world.gemini.body_json()
     result = world.repo.result("f1", 1)
     assert result is not None and result.tier is Tier.STANDARD
     assert lane_calls(world) == [("f1", 2, 1, "flex")]

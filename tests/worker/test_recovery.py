@@ -80,7 +80,7 @@ def test_the_brokers_later_redelivery_of_the_dead_attempt_is_absorbed(tmp_path: 
     redelivered = TurnRunner(world.services, owner="w3", rng=random.Random(1)).run(sid, 1, 1)
 
     assert (retried, redelivered) == (Outcome.COMMITTED, Outcome.ALREADY_DONE)
-    assert world.api.calls == 1
+    assert world.gemini.calls == 1
     doc = status_of(world, sid)
     assert doc.state is SessionState.COMPLETED and doc.possibly_billed_usd > 0
 

@@ -49,7 +49,7 @@ def test_second_turn_replays_the_first_model_turn_byte_for_byte(tmp_path: Path) 
 
     runner(world).run(sid, 2, attempt=1)
 
-    body = world.api.body_json()
+    body = world.gemini.body_json()
     assert [c["role"] for c in body["contents"]] == ["user", "model", "user"]
     model_parts = body["contents"][1]["parts"]
     assert model_parts[0] == {"text": "Here.", "thoughtSignature": "sig-text"}
@@ -67,7 +67,7 @@ def test_reanchoring_policy_replays_first_and_last_turns_only(tmp_path: Path) ->
     for n in range(1, 6):
         assert runner(world).run(sid, n, attempt=1) is Outcome.COMMITTED
 
-    texts = [c["parts"][0]["text"] for c in world.api.body_json()["contents"]]
+    texts = [c["parts"][0]["text"] for c in world.gemini.body_json()["contents"]]
 
     assert texts == ["turn 1", "Here.", "turn 4", "Here.", "turn 5"]
 
@@ -80,7 +80,7 @@ def test_committed_turn_redelivered_does_not_call_the_api_and_chains(tmp_path: P
     outcome = runner(world, owner="w2").run(sid, 1, attempt=1)
 
     assert outcome is Outcome.ALREADY_DONE
-    assert world.api.calls == 1
+    assert world.gemini.calls == 1
     assert world.enqueuer.calls[-1] == (sid, 2, 1, 0)
 
 
@@ -88,7 +88,7 @@ def test_turn_whose_predecessor_is_not_committed_waits_without_calling(tmp_path:
     world = make_world(tmp_path, [])
     sid = world.session(["a", "b"])
     assert runner(world).run(sid, 2, attempt=1) is Outcome.NOT_READY
-    assert world.api.calls == 0
+    assert world.gemini.calls == 0
 
 
 def test_cancelled_session_stops_before_the_api_call(tmp_path: Path) -> None:
@@ -96,7 +96,7 @@ def test_cancelled_session_stops_before_the_api_call(tmp_path: Path) -> None:
     sid = world.session(["a"])
     world.repo.cancel(sid)
     assert runner(world).run(sid, 1, attempt=1) is Outcome.CANCELLED
-    assert world.api.calls == 0
+    assert world.gemini.calls == 0
 
 
 def test_turn_leased_by_another_delivery_comes_back_later_without_a_call(tmp_path: Path) -> None:
@@ -107,7 +107,7 @@ def test_turn_leased_by_another_delivery_comes_back_later_without_a_call(tmp_pat
     outcome = runner(world).run(sid, 1, attempt=1)
 
     assert outcome is Outcome.BUSY
-    assert world.api.calls == 0
+    assert world.gemini.calls == 0
     assert world.enqueuer.calls and world.enqueuer.calls[0][:3] == (sid, 1, 1)
 
 
@@ -162,10 +162,10 @@ def test_blocked_prompt_fails_at_once_and_stops_the_chain(tmp_path: Path) -> Non
     world = make_world(tmp_path, [Blocked("prompt blocked: SAFETY")])
     sid = world.session(["a", "b"])
     assert runner(world).run(sid, 1, attempt=1) is Outcome.FAILED
-    assert world.api.calls == 1 and world.enqueuer.calls == []
+    assert world.gemini.calls == 1 and world.enqueuer.calls == []
     # A stale redelivery of the failed turn does not call the API again.
     assert runner(world).run(sid, 1, attempt=1) is Outcome.FAILED
-    assert world.api.calls == 1
+    assert world.gemini.calls == 1
 
 
 def test_api_key_never_reaches_the_failure_record(tmp_path: Path) -> None:
@@ -192,7 +192,7 @@ def test_commit_that_loses_the_race_carries_on_with_the_winner(tmp_path: Path) -
         world.repo.commit_result(sid, winner)
         return answer(jpeg((200, 9, 9)))
 
-    world.api._outcomes.append(other_worker_commits_first)
+    world.gemini._outcomes.append(other_worker_commits_first)
     outcome = runner(world, owner="w2").run(sid, 1, attempt=2)
 
     assert outcome is Outcome.DUPLICATE
@@ -206,7 +206,7 @@ def test_history_too_large_for_the_model_fails_before_calling(tmp_path: Path) ->
     assert runner(world).run(sid, 1, attempt=1) is Outcome.FAILED
     failure = world.repo.failure(sid, 1)
     assert failure is not None and failure.error.kind == "history_too_large"
-    assert world.api.calls == 0
+    assert world.gemini.calls == 0
 
 
 def test_events_name_each_committed_turn_and_the_completed_session_once(tmp_path: Path) -> None:

@@ -85,7 +85,7 @@ def test_a_gone_chain_is_seeded_from_the_store_in_the_same_attempt(tmp_path: Pat
     assert (result.transport, result.interaction_id) == ("seed", "int-3")
     assert result.upload_bytes == fake.sizes[1] + fake.sizes[2]
     assert result.interaction_expires_at is not None
-    assert world.services.api.calls == 0  # nothing went to generateContent
+    assert world.services.gemini.calls == 0  # nothing went to generateContent
 
 
 def test_a_losing_duplicate_deletes_its_own_interaction_and_the_committed_id_is_the_chain(
@@ -127,7 +127,7 @@ def test_a_seeded_history_the_api_refuses_is_replayed_through_generate_content(
     result = world.repo.result(sid, 2)
     assert result is not None
     assert (result.transport, result.interaction_id) == ("replay", None)
-    assert world.api.calls == 1
-    contents = world.api.body_json()["contents"]
+    assert world.gemini.calls == 1
+    contents = world.gemini.body_json()["contents"]
     assert [c["role"] for c in contents] == ["user", "model", "user"]
-    assert result.upload_bytes == fake.sizes[1] + fake.sizes[2] + len(world.api.bodies[0])
+    assert result.upload_bytes == fake.sizes[1] + fake.sizes[2] + len(world.gemini.bodies[0])

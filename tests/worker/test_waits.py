@@ -10,12 +10,12 @@ from pathlib import Path
 
 from shared.errors import RateLimited, ServerError
 from shared.events import MemorySink
-from shared.gate import MemoryGate
 from shared.models import BatchRecord, TurnState
 from shared.reconcile import reconcile, sweep_parked
 from shared.status import build_status
 from tests.worker.conftest import NOW, answer, jpeg, make_world
 from worker.actions import QUOTA_TZ, next_quota_reset
+from worker.gate import MemoryGate
 from worker.turn import Outcome, TurnRunner
 
 
@@ -90,7 +90,7 @@ def test_gate_refusal_requeues_without_calling_or_counting_an_attempt(tmp_path: 
     outcome = run(world, sid, 1)
 
     assert outcome is Outcome.THROTTLED
-    assert world.api.calls == 0
+    assert world.gemini.calls == 0
     (_, _, attempt, countdown) = world.enqueuer.calls[0]
     assert attempt == 1 and 0 < countdown <= world.services.settings.max_countdown_s
     assert world.coord.live(sid)[1].reason == "rate_limit"
@@ -123,7 +123,7 @@ def test_batch_budget_parks_turns_that_would_pass_it_and_never_overspends(
     assert run(world, sid, 3) is Outcome.PARKED
 
     spent = sum(r.cost_usd for r in world.repo.snapshot(sid).results.values())
-    assert spent <= 0.25 and world.api.calls == 2
+    assert spent <= 0.25 and world.gemini.calls == 2
     park = world.repo.parked(sid, 3)
     assert park is not None and park.reason == "budget"
 

@@ -16,7 +16,7 @@ from producer.web.app import create_app
 from producer.web.auth import TokenTable, parse_tokens
 from shared.events import MemorySink
 from shared.idempotency import Idempotency, MemoryIdempotencyStore
-from shared.runtime import Services
+from shared.services import Services
 from tests.producer.conftest import RecordingEnqueuer, make_services
 
 ACME = "acme-token-0123456789abcdef"

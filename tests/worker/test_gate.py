@@ -8,7 +8,7 @@ import fakeredis
 import pytest
 
 from shared.errors import InvalidSpec
-from shared.gate import RATE_GUARD_S, CallGate, MemoryGate, RedisGate, parse_rate
+from worker.gate import RATE_GUARD_S, CallGate, MemoryGate, RedisGate, parse_rate
 
 GateFactory = Callable[[str | None, int | None], CallGate]
 
