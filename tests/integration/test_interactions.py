@@ -11,11 +11,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 import requests
 
 from tests.integration.services import Stack, start_emulator, wait_until
+from tests.integration.test_faults import s3_client
 from tests.integration.test_spine import (
     EXAMPLES,
     blob,
@@ -43,13 +43,7 @@ def _calls(url: str) -> list[dict[str, Any]]:
 
 
 def _result(stack: Stack, sid: str, index: int) -> dict[str, Any]:
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=stack.s3_url,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
+    s3 = s3_client(stack.s3_url)
     key = f"{stack.prefix}/sessions/{sid}/turns/{index:04d}/result.json"
     doc: dict[str, Any] = json.loads(s3.get_object(Bucket=stack.bucket, Key=key)["Body"].read())
     return doc
