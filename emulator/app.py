@@ -54,6 +54,7 @@ class Reply:
     generation: int | None = None
     tier: str = "standard"  # the service tier the call asked for
     images_in: int | None = None  # inline images in the request's new input (interactions)
+    model: str = ""  # the model an interaction named (its route has none in the path)
 
 
 def json_bytes(body: JsonDict) -> bytes:
@@ -193,7 +194,7 @@ class EmulatorApp:
         except ApiError as error:
             return error_reply(error, "invalid")
         reply: Reply = created.reply
-        return replace(reply, images_in=created.images_in)
+        return replace(reply, images_in=created.images_in, model=created.model)
 
     def interaction_call(self, method: str, interaction_id: str, cancel: bool, key: str) -> Reply:
         """GET, DELETE or cancel one stored interaction."""

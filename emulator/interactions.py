@@ -138,6 +138,7 @@ class Created:
     reply: Any  # emulator.app.Reply, its body already in the Interactions shape when 200
     interaction_id: str | None
     images_in: int
+    model: str
 
 
 class InteractionsService:
@@ -178,10 +179,12 @@ class InteractionsService:
         if answer is None:
             if keep:
                 self._drop(interaction_id, key)
-            return Created(reply, None, count_images(new_input))
+            return Created(reply, None, count_images(new_input), model)
         item.answer = answer
         body_out = json.dumps(answer, separators=(",", ":")).encode()
-        return Created(replace(reply, body=body_out), interaction_id, count_images(new_input))
+        return Created(
+            replace(reply, body=body_out), interaction_id, count_images(new_input), model
+        )
 
     def _drop(self, interaction_id: str, key: str) -> None:
         with contextlib.suppress(ApiError):

@@ -157,12 +157,12 @@ class _Handler(BaseHTTPRequestHandler):
         if reply.mode == "normal":
             # Record before sending, so a client that has its answer also sees it in the stats.
             self.app.stats.finish(record, reply.outcome, reply.status, reply.generation, reply.tier)
-            record.images_in = reply.images_in
+            record.images_in, record.model = reply.images_in, reply.model or record.model
             self._perform(reply)
             return
         status = self._perform(reply)
         self.app.stats.finish(record, reply.outcome, status, reply.generation, reply.tier)
-        record.images_in = reply.images_in
+        record.images_in, record.model = reply.images_in, reply.model or record.model
 
     def _decide(self, model: str, key: str, route: str = "") -> Reply:
         length = self._content_length()

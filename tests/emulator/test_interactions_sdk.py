@@ -57,8 +57,8 @@ def test_three_image_turns_chained_by_id_each_build_on_the_last_without_resendin
         assert interaction.usage is not None and (interaction.usage.total_input_tokens or 0) > 0
         previous_id, previous = interaction.id, data
     calls = emulator.stats()["calls"]
-    assert [(c["route"], c["images_in"], c["status"]) for c in calls] == [
-        ("interactions", 0, 200)
+    assert [(c["route"], c["model"], c["images_in"], c["status"]) for c in calls] == [
+        ("interactions", NB2, 0, 200)
     ] * 3
     assert previous_id is not None
     fetched = client.interactions.get(previous_id)
