@@ -1,4 +1,4 @@
-"""CPU time of the quality table's numbers (shared/quality.py) per transition, at 2K and 4K.
+"""CPU time of the quality table's numbers (worker/quality.py) per transition, at 2K and 4K.
 
 Prints, for JPEG and PNG turn images of the pixel sizes the catalog gives for 16:9 at 2K and 4K
 (and a 2K -> 4K "same scene at 4K" turn), the median wall time and process CPU time of one
@@ -26,7 +26,7 @@ from skimage import data as samples
 from skimage.metrics import structural_similarity
 
 from shared.catalog import pixel_size
-from shared.quality import analysis_size, decode_reduced, resized, turn_metrics
+from worker.quality import analysis_size, decode_reduced, resized, turn_metrics
 
 ASPECT_RATIO = "16:9"
 SIZES = ("2K", "4K")

@@ -87,7 +87,7 @@ class Settings(BaseSettings):
     )
     rate_limit: str | None = None  # the limits library's notation, e.g. "60/minute"
     max_inflight: int | None = Field(default=None, ge=1)
-    failpoint: str | None = None  # fault tests only: see shared/failpoints.py
+    failpoint: str | None = None  # fault tests only: see worker/failpoints.py
     failpoint_marker: str | None = None
     reconcile_stale_s: float = Field(default=3600.0, gt=0)
     sweep_interval_s: float = Field(default=10.0, gt=0)

@@ -1,7 +1,7 @@
 """Building `contents` from stored turns: model turns replayed exactly as returned.
 
 Image bytes are not loaded here: an image part holds a `BlobData` placeholder that the request
-body writer (`shared/request_body.py`) streams as base64 from the local blob cache.
+body writer (`worker/request_body.py`) streams as base64 from the local blob cache.
 """
 
 from __future__ import annotations

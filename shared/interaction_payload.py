@@ -1,7 +1,7 @@
 """Interactions API request bodies from stored turns: the new input alone on a live chain, or a
 new interaction seeded with the history replayed from S3.
 
-Image bytes are `BlobData` placeholders, streamed by `shared/request_body.py` as for
+Image bytes are `BlobData` placeholders, streamed by `worker/request_body.py` as for
 generateContent. Documented by Google: only the conversation carries over a chain, so
 `response_format`, `response_modalities` and `service_tier` are sent on every turn.
 UNCONFIRMED, our reading: a seeded history may mix turns first answered by generateContent; the

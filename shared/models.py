@@ -371,7 +371,7 @@ class TurnStatus(Strict):
     prompt: str = ""
     waiting_reason: str | None = None
     due_at: float | None = None
-    metrics: dict[str, float] = Field(default_factory=dict)  # shared/quality.py's numbers
+    metrics: dict[str, float] = Field(default_factory=dict)  # worker/quality.py's numbers
     quality: QualityRow | None = None  # the verdicts against turn n-1 (shared/verdicts.py)
     tier: Tier | None = None  # the tier that billed a committed turn
     attempt_history: list[AttemptRecord] = Field(default_factory=list)

@@ -1,6 +1,6 @@
 """The source article's quality table for a transition: preservation, precision, drift, quality.
 
-Pure: the stored numbers of turn n (shared/quality.py) and the thresholds in, one verdict per axis
+Pure: the stored numbers of turn n (worker/quality.py) and the thresholds in, one verdict per axis
 out. Every check has two limits: within the first the axis is `strong`, within the second `good`,
 beyond it `weak`; an axis takes the worst of its checks. An axis the prompt excuses (a reframe
 asked for, a new look asked for) or that has nothing to measure has no verdict (None).

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from shared.backoff import backoff_s
 from shared.broker import LANE_BATCH, LANE_FLEX, LANE_STANDARD
 from shared.config import Settings
 from shared.errors import (
@@ -25,6 +24,7 @@ from shared.errors import (
     Timeout,
     TransientError,
 )
+from worker.backoff import backoff_s
 
 # Errors that mean "the API is down", for which a long outage parks the turn instead of failing.
 OUTAGE_KINDS = frozenset({"server_error", "timeout", "connection", "malformed_response"})

@@ -23,7 +23,6 @@ from shared import outbox
 from shared.errors import InvalidSpec, ObjectNotFound, WebhookRefused, WebhookUnreachable
 from shared.events import Event
 from shared.services import Services
-from shared.webhook_http import post_webhook
 from shared.webhook_sink import WebhookQueue
 from shared.webhook_target import allowed_networks, system_resolver
 from shared.webhooks import (
@@ -36,6 +35,7 @@ from shared.webhooks import (
     signed_headers,
     signing_key,
 )
+from worker.webhook_http import post_webhook
 
 log = logging.getLogger("editqueue.webhooks")
 

@@ -16,8 +16,8 @@ from shared.models import (
     TurnRequest,
     TurnResult,
 )
-from shared.quality import turn_metrics
 from shared.responses import ApiResponse, ReturnedPart
+from worker.quality import turn_metrics
 
 log = logging.getLogger("editqueue.results")
 

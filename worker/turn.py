@@ -32,17 +32,17 @@ from shared.errors import (
     TransientError,
 )
 from shared.events import EventKind, make_event
-from shared.failpoints import failpoint
 from shared.history import check_fits, effective_size, estimate_tokens
 from shared.interactions import InteractionsClient
 from shared.models import Tier, TurnRequest, TurnResult
-from shared.request_body import StreamingBody
 from shared.responses import ApiResponse, ReturnedPart, check_response
 from shared.sessions import SessionSnapshot
 from worker.actions import Attempt, Fail, Park, Requeue, Stop, action_for
 from worker.effects import TurnEffects
+from worker.failpoints import failpoint
 from worker.heartbeat import heartbeat_for, lease_key
 from worker.observe import TurnObservation
+from worker.request_body import StreamingBody
 from worker.results import build_result
 from worker.spend import BudgetHold, budget_scopes
 from worker.transport import Mode, Plan, chain_fields, fallback_plan, first_plan, orphaned

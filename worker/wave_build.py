@@ -17,11 +17,11 @@ from shared.catalog import profile_for
 from shared.cost import turn_cost_usd
 from shared.errors import OverBudget, PermanentError
 from shared.history import check_fits, effective_size, estimate_tokens, request_payload
-from shared.request_body import StreamingBody
 from shared.sessions import SessionSnapshot
 from shared.status import current_park
 from shared.waves import line_key
 from worker.effects import TurnEffects
+from worker.request_body import StreamingBody
 from worker.spend import BudgetHold, budget_scopes
 from worker.turn import Turn, TurnRunner
 from worker.wiring import WorkerServices

@@ -13,9 +13,9 @@ from producer.web.admission import ConcurrencyLimitMiddleware
 from producer.web.auth import TokenTable
 from producer.web.body_limit import BodyLimitMiddleware
 from producer.web.errors import install_handlers
+from producer.web.idempotency import Idempotency
 from producer.web.idempotent import IdempotencyMiddleware
 from producer.web.schemas import CreateSession, Health, HttpTurn
-from shared.idempotency import Idempotency
 from shared.services import Services
 from shared.webhook_target import Resolver, system_resolver
 

@@ -14,8 +14,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from producer.web.asgi import error_document, header, read_body, replay, send_json
 from producer.web.auth import TokenTable
+from producer.web.idempotency import Claim, Entry, Idempotency, Verdict, fingerprint
 from shared.errors import EditQueueError
-from shared.idempotency import Claim, Entry, Idempotency, Verdict, fingerprint
 
 KEY_HEADER = b"idempotency-key"
 KEY_RE = re.compile(r"[\x21-\x7e]{1,255}")

@@ -14,9 +14,9 @@ import uvicorn
 from producer.web.admission import header_deadline_protocol
 from producer.web.app import create_app
 from producer.web.auth import TokenTable
+from producer.web.idempotency import Idempotency, idempotency_store_for
 from shared import logs, metrics_http
 from shared.config import Settings
-from shared.idempotency import Idempotency, idempotency_store_for
 from shared.services import build_services
 from shared.webhook_target import allowed_networks
 from shared.webhooks import signing_key

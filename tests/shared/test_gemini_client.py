@@ -27,8 +27,9 @@ from shared.errors import (
     ServerError,
     Timeout,
 )
-from shared.gemini import BytesBody, FakeGeminiClient, HttpGeminiClient
+from shared.gemini import BytesBody, HttpGeminiClient
 from shared.responses import ApiResponse, ReturnedPart
+from tests.fakes import FakeGeminiClient
 
 KEY = "AIzaSyFAKE-editqueue-Qx7_never-log-me"
 MODEL = "gemini-3.1-flash-image"

@@ -12,12 +12,12 @@ from PIL import Image
 from shared.blobcache import BlobCache
 from shared.config import Settings, load_settings
 from shared.coordination import MemoryCoordinator
-from shared.gemini import FakeGeminiClient, Outcome
 from shared.models import HistoryPolicy, SessionRecord, TurnRequest
 from shared.responses import ApiResponse, ReturnedPart
 from shared.session_index import SessionIndex
 from shared.sessions import SessionRepository
 from shared.storage import MemoryStore
+from tests.fakes import FakeGeminiClient, Outcome
 from worker.wiring import WorkerServices
 
 KEY = "AIza-test-secret-key-0042"

@@ -14,8 +14,8 @@ from pydantic import SecretStr
 
 from producer.web.app import create_app
 from producer.web.auth import TokenTable, parse_tokens
+from producer.web.idempotency import Idempotency, MemoryIdempotencyStore
 from shared.events import MemorySink
-from shared.idempotency import Idempotency, MemoryIdempotencyStore
 from shared.services import Services
 from tests.producer.conftest import RecordingEnqueuer, make_services
 

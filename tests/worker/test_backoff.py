@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from shared.backoff import backoff_s
+from worker.backoff import backoff_s
 
 
 class Extremes(random.Random):

@@ -4,7 +4,7 @@ Each image is decoded once at a reduced size (JPEG `draft()` lets libjpeg scale 
 4K image is never decoded at full size) and looked at on two scales of its longer side:
 
 - DETAIL_LONG_SIDE_PX to twice that (whatever whole-factor reduction gets there: 688 px for the
-  API's 2K and 4K sizes): ORB features and the homography n-1 -> n (shared/geometry.py),
+  API's 2K and 4K sizes): ORB features and the homography n-1 -> n (worker/geometry.py),
   sharpness and noise (a blur of a few 2K pixels is still visible here);
 - PIXEL_LONG_SIDE_PX: the ΔE2000 change map, the edit region, SSIM and colour shifts.
 
@@ -29,9 +29,10 @@ from numpy.typing import NDArray
 from PIL import Image
 from skimage.metrics import structural_similarity
 
-from shared import colours, regions, sharpness
-from shared.geometry import Camera, Matrix, camera_change, coverage, rescaled, warp
-from shared.intent import asks_for_a_new_look, asks_to_reframe, keeps_the_rest
+from shared import colours
+from worker import regions, sharpness
+from worker.geometry import Camera, Matrix, camera_change, coverage, rescaled, warp
+from worker.intent import asks_for_a_new_look, asks_to_reframe, keeps_the_rest
 
 DETAIL_LONG_SIDE_PX = 512
 # 256 px keeps the per-turn CPU small: the ΔE2000 map and SSIM grow with the pixel count.

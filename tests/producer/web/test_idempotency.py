@@ -9,8 +9,7 @@ import fakeredis
 import pytest
 import redis
 
-from shared.config import load_settings
-from shared.idempotency import (
+from producer.web.idempotency import (
     Claim,
     Entry,
     Idempotency,
@@ -21,6 +20,7 @@ from shared.idempotency import (
     fingerprint,
     idempotency_store_for,
 )
+from shared.config import load_settings
 from shared.redis_state import RedisIdempotencyStore
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from shared.errors import StorageUnavailable
 from shared.history import BlobData
-from shared.request_body import CHUNK_RAW_BYTES, StreamingBody, b64_length
+from worker.request_body import CHUNK_RAW_BYTES, StreamingBody, b64_length
 
 CHUNK = CHUNK_RAW_BYTES  # 196608 raw bytes
 

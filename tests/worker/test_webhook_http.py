@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from shared.errors import WebhookRefused
-from shared.webhook_http import post_webhook
+from worker.webhook_http import post_webhook
 
 LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"),)
 

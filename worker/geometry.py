@@ -1,6 +1,6 @@
 """The camera change between two frames: ORB features, a RANSAC homography, and its parts.
 
-Both frames are grayscale at a reduced size (shared/quality.py decodes them). The homography maps
+Both frames are grayscale at a reduced size (worker/quality.py decodes them). The homography maps
 turn n-1's pixels onto turn n's; it is reported in units that do not depend on the pixel size, so a
 2K -> 4K turn of the same scene is the identity: coordinates are divided by each frame's height.
 

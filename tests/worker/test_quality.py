@@ -17,9 +17,9 @@ from PIL import Image, ImageFilter
 from skimage import data as samples
 
 from shared.colours import delta_e, named_colour, parse_hex, to_lab
-from shared.geometry import decompose, plausible
-from shared.quality import decode_reduced, turn_metrics
 from shared.verdicts import QualityRow, QualityThresholds, assess
+from worker.geometry import decompose, plausible
+from worker.quality import decode_reduced, turn_metrics
 
 SIZE = (1376, 774)
 SAGE = "#8FAF8A"
