@@ -39,9 +39,10 @@ unit: $(STAMP)
 integration: $(STAMP)
 	$(BIN)/pytest -q -m integration
 
-lint: $(STAMP)
+lint: $(STAMP)  ## ruff (incl. complexity C90), format, and the import contract (lint-imports)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -24,11 +24,11 @@ from emulator.files import FileStore
 from emulator.image_faults import IMAGE_FAULTS
 from emulator.imaging import Target, UnreadableImage, derive_image
 from emulator.interactions import InteractionsService, InteractionStore
+from emulator.models import model_for
 from emulator.request import GenerateRequest, check_signatures, load_json, parse_request
 from emulator.response import content_fault_body, success_body
 from emulator.signatures import Signer, secret_for
 from emulator.stats import OUTCOME_OK, Stats
-from shared.catalog import profile_for
 
 JSON_TYPE = "application/json; charset=UTF-8"
 SERVICE_NAME = "editqueue-emulator"
@@ -159,7 +159,7 @@ class EmulatorApp:
         image = None
         if "IMAGE" in request.modalities:
             target = Target(
-                profile_for(request.model),
+                model_for(request.model),
                 request.aspect_ratio,
                 request.image_size,
                 self.config.image_format,

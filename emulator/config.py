@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from shared.catalog import INLINE_REQUEST_LIMIT_BYTES
+from emulator.models import REQUEST_LIMIT_BYTES
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_RETRY_DELAY_S = 2.0
@@ -66,7 +66,7 @@ class EmulatorConfig:
     retry_delay_s: float = DEFAULT_RETRY_DELAY_S
     hang_s: float = DEFAULT_HANG_S  # a hang sleeps this long; a drip stops after this long
     drip_interval_s: float = DEFAULT_DRIP_INTERVAL_S
-    max_request_bytes: int = INLINE_REQUEST_LIMIT_BYTES
+    max_request_bytes: int = REQUEST_LIMIT_BYTES
     mime_lie_rate: float = 0.0  # share of images declared image/png while the bytes are JPEG
     image_format: ImageFormat = "jpeg"
     jpeg_quality: int = DEFAULT_JPEG_QUALITY

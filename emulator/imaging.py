@@ -18,8 +18,8 @@ from PIL.PngImagePlugin import PngInfo
 
 from emulator.config import ImageFormat
 from emulator.image_faults import apply_frame_fault, off_colour, spill
+from emulator.models import ImageModel, pixel_size
 from emulator.room import FLOOR_START, synthetic_room
-from shared.catalog import ModelProfile, pixel_size
 
 LINEAGE_TAG = "editqueue-emulator"
 _LINEAGE_RE = re.compile(rf"{LINEAGE_TAG} generation=(\d+) parent=([0-9a-f]{{64}}|none)")
@@ -60,7 +60,7 @@ def read_lineage(image: Image.Image) -> tuple[int, str] | None:
     return (int(match.group(1)), match.group(2)) if match else None
 
 
-def _closest_aspect(profile: ModelProfile, width: int, height: int) -> str:
+def _closest_aspect(profile: ImageModel, width: int, height: int) -> str:
     def distance(ratio: str) -> float:
         """How far this ratio is from the source's."""
         w, h = (int(x) for x in ratio.split(":"))
@@ -70,7 +70,7 @@ def _closest_aspect(profile: ModelProfile, width: int, height: int) -> str:
 
 
 def output_size(
-    profile: ModelProfile, aspect: str | None, size: str | None, source: Image.Image | None
+    profile: ImageModel, aspect: str | None, size: str | None, source: Image.Image | None
 ) -> tuple[int, int]:
     """Pixel size of the reply; an omitted aspect ratio follows the source image, else 1:1."""
     if aspect is None and source is not None:
@@ -197,7 +197,7 @@ def encode(image: Image.Image, fmt: ImageFormat, quality: int, comment: str) -> 
 class Target:
     """What the request asked for: model limits, aspect ratio, size, encoding."""
 
-    profile: ModelProfile
+    profile: ImageModel
     aspect_ratio: str | None = None
     image_size: str | None = None
     fmt: ImageFormat = "jpeg"

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from emulator.errors import JsonDict, invalid_argument
+from emulator.models import model_for
 from emulator.signatures import Signer, decode_base64
-from shared.catalog import profile_for
 
 ROLES = ("user", "model")
 # GenerateContentRequest.serviceTier values (google-genai's ServiceTier enum).
@@ -161,7 +161,7 @@ def _check_turn_order(contents: tuple[Content, ...]) -> None:
 
 
 def _check_image_config(model: str, config: JsonDict) -> tuple[str | None, str | None]:
-    profile = profile_for(model)
+    profile = model_for(model)
     image_config = _get(config, "imageConfig", "image_config") or {}
     aspect = _get(image_config, "aspectRatio", "aspect_ratio")
     size = _get(image_config, "imageSize", "image_size")

@@ -8,9 +8,9 @@ import secrets
 
 from emulator.errors import JsonDict
 from emulator.imaging import GeneratedImage
+from emulator.models import CHARS_PER_TOKEN, INPUT_IMAGE_TOKENS, model_for
 from emulator.request import GenerateRequest
 from emulator.signatures import Signer
-from shared.catalog import TEXT_CHARS_PER_TOKEN, USER_IMAGE_TOKENS, profile_for
 
 BASE_THOUGHT_TOKENS = 64
 _SAFETY_RATINGS = [
@@ -22,13 +22,13 @@ _SAFETY_RATINGS = [
 
 
 def _text_tokens(chars: int) -> int:
-    return -(-chars // TEXT_CHARS_PER_TOKEN)
+    return -(-chars // CHARS_PER_TOKEN)
 
 
 def image_tokens(request: GenerateRequest) -> int:
     """Output tokens one generated image costs for this model and size (catalog table)."""
-    profile = profile_for(request.model)
-    return profile.image_tokens.get(request.image_size or "1K", USER_IMAGE_TOKENS)
+    profile = model_for(request.model)
+    return profile.image_tokens.get(request.image_size or "1K", INPUT_IMAGE_TOKENS)
 
 
 def thought_tokens(request: GenerateRequest) -> int:
@@ -40,7 +40,7 @@ def thought_tokens(request: GenerateRequest) -> int:
 def usage(request: GenerateRequest, out_text: str, images_out: int) -> JsonDict:
     """usageMetadata: prompt text+image tokens, per-size image tokens out, thoughts."""
     prompt_text = _text_tokens(request.text_chars)
-    prompt_images = USER_IMAGE_TOKENS * request.image_count
+    prompt_images = INPUT_IMAGE_TOKENS * request.image_count
     out_images = image_tokens(request) * images_out
     candidates = out_images + _text_tokens(len(out_text))
     thoughts = thought_tokens(request)

@@ -35,6 +35,7 @@ from shared.dispatch import dispatch
 from shared.errors import EditQueueError, InvalidSpec, SessionExists, StorageUnavailable
 from shared.events import EventKind, make_event
 from shared.images import sniff_mime
+from shared.keys import session_key, turn_key
 from shared.metrics import record_session
 from shared.models import (
     BlobRef,
@@ -53,7 +54,7 @@ from shared.models import (
 from shared.reconcile import reconcile as reconcile_store
 from shared.services import Services
 from shared.session_index import StoredSummary, index_of
-from shared.sessions import SessionRepository, session_key, turn_key
+from shared.sessions import SessionRepository
 from shared.status import build_status
 
 

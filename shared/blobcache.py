@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -13,26 +12,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from shared.errors import StorageUnavailable
+from shared.keys import blob_key
 from shared.metrics import record_blob_cache
 from shared.storage import ObjectStore
 
-BLOB_PREFIX = "blobs/sha256/"
 TEMP_PREFIX = ".tmp-"
-_HEX = re.compile(r"[0-9a-f]{64}")
 
-__all__ = ["BLOB_PREFIX", "BlobCache", "BlobCacheStats", "blob_key", "sha256_hex"]
+__all__ = ["BlobCache", "BlobCacheStats", "sha256_hex"]
 
 
 def sha256_hex(data: bytes) -> str:
     """The lowercase hex SHA-256 of `data`: a blob's identity."""
     return hashlib.sha256(data).hexdigest()
-
-
-def blob_key(sha256_hex: str) -> str:
-    """The store key of a blob: `blobs/sha256/<hex>`; refuses anything but 64 lowercase hex."""
-    if not _HEX.fullmatch(sha256_hex):
-        raise ValueError(f"not a lowercase hex SHA-256: {sha256_hex!r}")
-    return BLOB_PREFIX + sha256_hex
 
 
 def _file_sha256(path: Path) -> str:

@@ -42,6 +42,9 @@ EMULATOR_INFO_PATH = "/emulator/info"
 EMULATOR_SERVICE = "editqueue-emulator"
 PROBE_TIMEOUT_S = 3.0
 
+# What a failed exchange can raise from requests and urllib3 (this module owns both).
+TRANSPORT_ERRORS = (requests.RequestException, urllib3.exceptions.HTTPError, OSError)
+
 
 class RequestBody(Protocol):
     """A request body of known size, produced in chunks so it never has to sit whole in memory."""
@@ -244,7 +247,7 @@ class HttpGeminiClient:
             status, payload = self._exchange(model, body, deadline)
         except EditQueueError:
             raise
-        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+        except TRANSPORT_ERRORS as exc:
             raise self._translate(exc, deadline) from exc
         if status != 200:
             raise classify_http_error(status, payload, secret=self._key)
@@ -343,6 +346,6 @@ def http_exchange(
             return response.status_code, found, response.content
         finally:
             response.close()
-    except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+    except TRANSPORT_ERRORS as exc:
         detail = redact(f"{type(exc).__name__}: {exc}", secret)[:MESSAGE_MAX_CHARS]
         raise ConnectionFailed(f"{method} {url.split('?')[0]} failed: {detail}") from exc

@@ -19,11 +19,8 @@ import json
 from typing import Any, Protocol
 from urllib.parse import quote
 
-import requests
-import urllib3.exceptions
-
 from shared.errors import EditQueueError, InteractionGone, MalformedResponse
-from shared.gemini import HttpGeminiClient, RequestBody, _Deadline, http_exchange
+from shared.gemini import TRANSPORT_ERRORS, HttpGeminiClient, RequestBody, _Deadline, http_exchange
 from shared.responses import ApiResponse, ReturnedPart, classify_http_error
 
 # Google's docs show /v1beta; google-genai 3.6 calls /v1/interactions. Either is served by the
@@ -160,7 +157,7 @@ class HttpInteractionsClient(HttpGeminiClient):
             status, payload = self._exchange("", body, deadline)
         except EditQueueError:
             raise
-        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+        except TRANSPORT_ERRORS as exc:
             raise self._translate(exc, deadline) from exc
         if status != 200:
             error = classify_http_error(status, payload, secret=self._key)

@@ -11,7 +11,7 @@ its attempt number (the receiver sees the same `webhook-id`; the delivery lease 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from pydantic import BaseModel, ValidationError
 
@@ -19,12 +19,25 @@ from shared.errors import ObjectNotFound
 from shared.storage import ObjectStore
 from shared.webhooks import delivery_key, event_key
 
-if TYPE_CHECKING:
-    from shared.webhook_sink import WebhookQueue
-
 log = logging.getLogger("editqueue.webhooks")
 
 OUTBOX = "outbox/"
+
+
+class WebhookQueue(Protocol):
+    """Puts a delivery attempt on the queue."""
+
+    def enqueue_delivery(
+        self,
+        sid: str,
+        event_id: str,
+        *,
+        attempt: int = 1,
+        due_at: float = 0.0,
+        countdown_s: float = 0,
+    ) -> None:
+        """Queue `deliver_webhook(sid, event_id)`, optionally after a short countdown."""
+        ...
 
 
 class OutboxEntry(BaseModel):

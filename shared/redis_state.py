@@ -9,9 +9,10 @@ import redis
 
 from shared.coordination import LiveTurn, with_beat
 from shared.errors import StorageUnavailable
+from shared.keys import REDIS_PREFIX
 
 T = TypeVar("T")
-PREFIX = "eq:"
+PREFIX = REDIS_PREFIX
 _RELEASE = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
 return 0

@@ -15,8 +15,8 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from shared.errors import EditQueueError, ObjectNotFound, StorageUnavailable
+from shared.keys import safe_key, safe_prefix
 from shared.metrics import record_s3_request
-from shared.storage import _safe_key, _safe_prefix
 
 # botocore counts `max_attempts` as retries after the first request: 6 requests in total.
 MAX_RETRIES = 5
@@ -113,7 +113,7 @@ class S3Store:
         return self._client
 
     def _full(self, key: str) -> str:
-        return self.prefix + _safe_key(key)
+        return self.prefix + safe_key(key)
 
     def get(self, key: str) -> bytes:
         """The object's bytes; raises ObjectNotFound."""
@@ -164,7 +164,7 @@ class S3Store:
 
     def list(self, prefix: str) -> Iterator[str]:
         """Every key that starts with `prefix`, in lexical order, relative to the store prefix."""
-        full = self.prefix + _safe_prefix(prefix)
+        full = self.prefix + safe_prefix(prefix)
         with _s3_errors(f"listing {prefix or '(all)'}"):
             paginator = self._client.get_paginator("list_objects_v2")
             config = {"PageSize": self.page_size}

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
 from shared.errors import ObjectNotFound, UnknownSession
+from shared.keys import SESSIONS, batch_key, cancel_key, session_key, turn_key
 from shared.models import (
     AttemptRecord,
     BatchRecord,
@@ -23,29 +24,6 @@ from shared.models import (
 from shared.storage import ObjectStore
 
 M = TypeVar("M", bound=BaseModel)
-
-SESSIONS = "sessions/"
-BATCHES = "batches/"
-
-
-def batch_key(batch_id: str) -> str:
-    """Key of a batch's manifest."""
-    return f"{BATCHES}{batch_id}/batch.json"
-
-
-def session_key(sid: str) -> str:
-    """Key of `session.json`."""
-    return f"{SESSIONS}{sid}/session.json"
-
-
-def turn_key(sid: str, index: int, name: str) -> str:
-    """Key of a per-turn object: `request.json`, `result.json` or `failure.json`."""
-    return f"{SESSIONS}{sid}/turns/{index:04d}/{name}"
-
-
-def cancel_key(sid: str) -> str:
-    """Key of the cancel marker."""
-    return f"{SESSIONS}{sid}/cancel"
 
 
 def _dump(model: BaseModel) -> bytes:
@@ -225,26 +203,37 @@ class SessionRepository:
         if rest == "cancel":
             snap.cancelled = True
             return
-        parts = rest.split("/")
-        if len(parts) < 3 or parts[0] != "turns" or not parts[1].isdigit():
+        found = _turn_object(rest)
+        if found is None or (through is not None and found[0] > through):
             return
-        index, name = int(parts[1]), "/".join(parts[2:])
-        if through is not None and index > through:
-            return
-        if name.startswith("attempts/"):
+        index, name = found
+        if name.startswith(("attempts/", "lost-")):
             # Only status reads (no `through`) show them; a running turn need not read them.
-            if through is None and (attempt := self._read(key, AttemptRecord)):
-                snap.attempts.setdefault(index, []).append(attempt)
+            if through is None:
+                self._load_history(snap, key, index, name)
             return
-        if name == "request.json" and (req := self.request(sid, index)):
-            snap.requests[index] = req
-        elif name == "result.json" and (res := self.result(sid, index)):
-            snap.results[index] = res
-        elif name == "failure.json" and (fail := self.failure(sid, index)):
-            snap.failures[index] = fail
-        elif name == "parked.json" and (park := self.parked(sid, index)):
-            snap.parked[index] = park
-        elif name == "parks.json" and (tally := self._read(key, ParkTally)):
-            snap.park_tallies[index] = tally
-        elif name.startswith("lost-") and through is None and (lost := self._read(key, LostCall)):
+        loaders: dict[str, tuple[dict[int, Any], Callable[[], Any]]] = {
+            "request.json": (snap.requests, lambda: self.request(sid, index)),
+            "result.json": (snap.results, lambda: self.result(sid, index)),
+            "failure.json": (snap.failures, lambda: self.failure(sid, index)),
+            "parked.json": (snap.parked, lambda: self.parked(sid, index)),
+            "parks.json": (snap.park_tallies, lambda: self._read(key, ParkTally)),
+        }
+        if name in loaders:
+            target, read = loaders[name]
+            if (value := read()) is not None:
+                target[index] = value
+
+    def _load_history(self, snap: SessionSnapshot, key: str, index: int, name: str) -> None:
+        if name.startswith("attempts/") and (attempt := self._read(key, AttemptRecord)):
+            snap.attempts.setdefault(index, []).append(attempt)
+        elif name.startswith("lost-") and (lost := self._read(key, LostCall)):
             snap.lost.setdefault(index, []).append(lost)
+
+
+def _turn_object(rest: str) -> tuple[int, str] | None:
+    """(turn index, object name) of a key under the session, or None for anything else."""
+    parts = rest.split("/")
+    if len(parts) < 3 or parts[0] != "turns" or not parts[1].isdigit():
+        return None
+    return int(parts[1]), "/".join(parts[2:])

@@ -13,6 +13,7 @@ from urllib.parse import urlparse
 
 from shared.config import Settings
 from shared.errors import InvalidSpec, ObjectNotFound, StorageUnavailable
+from shared.keys import safe_key, safe_prefix
 
 
 class ObjectStore(Protocol):
@@ -47,19 +48,6 @@ class ObjectStore(Protocol):
         ...
 
 
-def _safe_key(key: str) -> str:
-    parts = key.split("/")
-    if not key or key.startswith("/") or any(p in ("", ".", "..") for p in parts):
-        raise ValueError(f"invalid object key {key!r}")
-    return key
-
-
-def _safe_prefix(prefix: str) -> str:
-    if prefix.startswith("/") or any(p in (".", "..") for p in prefix.split("/")):
-        raise ValueError(f"invalid key prefix {prefix!r}")
-    return prefix
-
-
 class LocalStore:
     """A directory on disk; create-if-absent is an atomic hard link, so exactly one writer wins."""
 
@@ -68,7 +56,7 @@ class LocalStore:
         self.root.mkdir(parents=True, exist_ok=True)
 
     def _path(self, key: str) -> Path:
-        return self.root / _safe_key(key)
+        return self.root / safe_key(key)
 
     def _temp(self, path: Path, data: bytes) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -104,7 +92,7 @@ class LocalStore:
         return self._path(key).is_file()
 
     def list(self, prefix: str) -> Iterator[str]:
-        _safe_prefix(prefix)
+        safe_prefix(prefix)
         base = self.root / prefix.rsplit("/", 1)[0] if "/" in prefix else self.root
         if not base.is_dir():
             return
@@ -138,29 +126,29 @@ class MemoryStore:
 
     def get(self, key: str) -> bytes:
         try:
-            return self.objects[_safe_key(key)]
+            return self.objects[safe_key(key)]
         except KeyError as exc:
             raise ObjectNotFound(f"object {key} does not exist") from exc
 
     def put(self, key: str, data: bytes) -> None:
-        self.objects[_safe_key(key)] = bytes(data)
+        self.objects[safe_key(key)] = bytes(data)
 
     def put_if_absent(self, key: str, data: bytes) -> bool:
         with self._lock:
-            if _safe_key(key) in self.objects:
+            if safe_key(key) in self.objects:
                 return False
             self.objects[key] = bytes(data)
             return True
 
     def exists(self, key: str) -> bool:
-        return _safe_key(key) in self.objects
+        return safe_key(key) in self.objects
 
     def list(self, prefix: str) -> Iterator[str]:
-        _safe_prefix(prefix)
+        safe_prefix(prefix)
         yield from sorted(k for k in list(self.objects) if k.startswith(prefix))
 
     def delete(self, key: str) -> None:
-        self.objects.pop(_safe_key(key), None)
+        self.objects.pop(safe_key(key), None)
 
     def download_to(self, key: str, path: Path) -> None:
         data = self.get(key)

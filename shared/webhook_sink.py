@@ -11,7 +11,6 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Protocol
 
 from celery import Celery
 from kombu.exceptions import KombuError
@@ -19,29 +18,13 @@ from kombu.exceptions import KombuError
 from shared.broker import CeleryEnqueuer, Enqueuer
 from shared.errors import BrokerUnavailable, EditQueueError
 from shared.events import Event, EventSink, NullSink
-from shared.outbox import OutboxEntry, put_entry
+from shared.outbox import OutboxEntry, WebhookQueue, put_entry
 from shared.sessions import SessionRepository
 from shared.webhooks import QUEUE_WEBHOOKS, TASK_DELIVER_WEBHOOK, delivery_key, event_key
 
 log = logging.getLogger("editqueue.webhooks")
 
 RECORD_CACHE_SIZE = 1024
-
-
-class WebhookQueue(Protocol):
-    """Puts a delivery attempt on the queue."""
-
-    def enqueue_delivery(
-        self,
-        sid: str,
-        event_id: str,
-        *,
-        attempt: int = 1,
-        due_at: float = 0.0,
-        countdown_s: float = 0,
-    ) -> None:
-        """Queue `deliver_webhook(sid, event_id)`, optionally after a short countdown."""
-        ...
 
 
 class CeleryWebhookQueue:

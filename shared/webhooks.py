@@ -18,8 +18,8 @@ import re
 from shared.config import Settings
 from shared.errors import InvalidSpec
 from shared.events import Event
+from shared.keys import SESSIONS
 from shared.models import public_session_id
-from shared.sessions import SESSIONS
 
 TASK_DELIVER_WEBHOOK = "editqueue.deliver_webhook"
 QUEUE_WEBHOOKS = "editqueue.webhooks"

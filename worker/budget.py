@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from shared.errors import StorageUnavailable
+from shared.keys import REDIS_PREFIX
 
 EPSILON_USD = 1e-9
 
@@ -99,7 +100,7 @@ class RedisLedger:
         self._settle = client.register_script(_SETTLE)
 
     def _keys(self, scope: str) -> list[str]:
-        return [f"eq:budget:{scope}", f"eq:budget:{scope}:held"]
+        return [f"{REDIS_PREFIX}budget:{scope}", f"{REDIS_PREFIX}budget:{scope}:held"]
 
     def reserve(
         self, scope: str, owner: str, amount: float, limit: float, spent: Callable[[], float]

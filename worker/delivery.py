@@ -22,8 +22,8 @@ from pydantic import BaseModel
 from shared import outbox
 from shared.errors import InvalidSpec, ObjectNotFound, WebhookRefused, WebhookUnreachable
 from shared.events import Event
+from shared.outbox import WebhookQueue
 from shared.services import Services
-from shared.webhook_sink import WebhookQueue
 from shared.webhook_target import allowed_networks, system_resolver
 from shared.webhooks import (
     DELIVERY_TIMEOUT_S,

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 from limits import RateLimitItem, parse
 
 from shared.errors import InvalidSpec, StorageUnavailable
+from shared.keys import REDIS_PREFIX
 
 IDENTITY = "gemini-calls"
 MIN_WAIT_S = 0.2
@@ -142,7 +143,7 @@ class RedisGate:
         self._max = max_inflight
         self._acquire = client.register_script(_ACQUIRE)
         self._take = client.register_script(_TAKE)
-        self._key = "eq:inflight"
+        self._key = f"{REDIS_PREFIX}inflight"
 
     def admit(self, owner: str, ttl_s: float) -> float | None:
         try:
@@ -159,7 +160,7 @@ class RedisGate:
         if self._rate is None:
             return None
         # One key per quota, so a changed EDITQUEUE_RATE_LIMIT starts a window of its own.
-        key = f"eq:rate:{IDENTITY}:{self._rate.amount}/{self._rate.get_expiry()}s"
+        key = f"{REDIS_PREFIX}rate:{IDENTITY}:{self._rate.amount}/{self._rate.get_expiry()}s"
         wait = self._take(keys=[key], args=[self._rate.amount, guarded_span_s(self._rate)])
         return None if wait is None else max(MIN_WAIT_S, float(wait))
 

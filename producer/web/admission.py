@@ -73,44 +73,48 @@ class ConcurrencyLimitMiddleware:
             self.body_bytes -= size
 
 
-def header_deadline_protocol(timeout_s: float) -> type[H11Protocol]:
-    """uvicorn's h11 protocol, closing connections whose request head is late."""
+class HeaderDeadlineProtocol(H11Protocol):
+    """uvicorn's h11 protocol, closing connections whose request head is later than
+    `timeout_s` (set per server by `header_deadline_protocol`)."""
 
-    class HeaderDeadlineProtocol(H11Protocol):
-        _deadline: asyncio.TimerHandle | None = None
-        _waiting_after: object = None  # the cycle before the head we wait for
+    timeout_s: float = 10.0
+    _deadline: asyncio.TimerHandle | None = None
+    _waiting_after: object = None  # the cycle before the head we wait for
 
-        def connection_made(self, transport: Any) -> None:
-            super().connection_made(transport)
-            self._arm()
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(transport)
+        self._arm()
 
-        def _arm(self) -> None:
-            self._disarm()
-            self._waiting_after = self.cycle
-            self._deadline = self.loop.call_later(timeout_s, self._late)
+    def _arm(self) -> None:
+        self._disarm()
+        self._waiting_after = self.cycle
+        self._deadline = self.loop.call_later(self.timeout_s, self._late)
 
-        def _disarm(self) -> None:
-            if self._deadline is not None:
-                self._deadline.cancel()
-                self._deadline = None
-
-        def _late(self) -> None:
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
             self._deadline = None
-            if self.cycle is self._waiting_after and not self.transport.is_closing():
-                self.transport.close()  # no request head within the deadline
 
-        def handle_events(self) -> None:
-            super().handle_events()
-            if self.cycle is not self._waiting_after:
-                self._disarm()  # the head arrived
+    def _late(self) -> None:
+        self._deadline = None
+        if self.cycle is self._waiting_after and not self.transport.is_closing():
+            self.transport.close()  # no request head within the deadline
 
-        def on_response_complete(self) -> None:
-            super().on_response_complete()
-            if not self.transport.is_closing():
-                self._arm()  # the next request on this connection gets its own deadline
+    def handle_events(self) -> None:
+        super().handle_events()
+        if self.cycle is not self._waiting_after:
+            self._disarm()  # the head arrived
 
-        def connection_lost(self, exc: Exception | None) -> None:
-            self._disarm()
-            super().connection_lost(exc)
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing():
+            self._arm()  # the next request on this connection gets its own deadline
 
-    return HeaderDeadlineProtocol
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+
+def header_deadline_protocol(timeout_s: float) -> type[H11Protocol]:
+    """`HeaderDeadlineProtocol` with this server's deadline for a request head."""
+    return type("HeaderDeadlineProtocol", (HeaderDeadlineProtocol,), {"timeout_s": timeout_s})

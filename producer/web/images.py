@@ -7,7 +7,7 @@ from typing import Protocol, runtime_checkable
 from fastapi.responses import FileResponse, RedirectResponse, Response
 
 from producer.web.errors import ApiError
-from shared.blobcache import blob_key
+from shared.keys import blob_key
 from shared.services import Services
 
 PRESIGN_EXPIRES_S = 900

@@ -13,9 +13,9 @@ from producer import api
 from producer.cli import main
 from producer.context import CliState
 from producer.specs import LoadedSpec
+from shared.keys import BATCHES
 from shared.models import BatchRecord, ParkRecord
 from shared.services import Services
-from shared.sessions import BATCHES
 from tests.producer.conftest import NOW, RecordingEnqueuer, commit_turn, fail_turn, spec_of
 
 

@@ -13,9 +13,9 @@ from producer.cli import main
 from producer.context import CliState
 from shared.errors import InvalidSpec, SessionExists, StorageUnavailable
 from shared.images import require_image
+from shared.keys import SESSIONS
 from shared.models import SessionSpec
 from shared.services import Services
-from shared.sessions import SESSIONS
 from shared.storage import MemoryStore
 from tests.producer.conftest import fail_turn, jpeg_bytes, png_bytes, png_claiming, spec_of
 

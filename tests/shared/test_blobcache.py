@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from shared.blobcache import BlobCache, blob_key, sha256_hex
+from shared.blobcache import BlobCache, sha256_hex
 from shared.errors import ObjectNotFound, StorageUnavailable
+from shared.keys import blob_key
 from shared.storage import MemoryStore
 
 
