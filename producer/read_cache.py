@@ -46,6 +46,9 @@ class ImmutableReadCache:
     def list(self, prefix: str) -> Iterator[str]:
         return self.store.list(prefix)
 
+    def list_tagged(self, prefix: str) -> Iterator[tuple[str, str]]:
+        return self.store.list_tagged(prefix)
+
     def delete(self, key: str) -> None:
         self.store.delete(key)
 

@@ -158,7 +158,7 @@ class BlobCache:
         busy = self._locks.busy()
         files: list[tuple[float, int, Path]] = []
         for entry in self.directory.iterdir():
-            if entry.name.startswith(TEMP_PREFIX) or entry == keep or entry.name in busy:
+            if entry.name.startswith(".") or entry == keep or entry.name in busy:  # temp, objects
                 continue
             with suppress(FileNotFoundError):
                 stat = entry.stat()

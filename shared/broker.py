@@ -40,6 +40,8 @@ def celery_config(settings: Settings, lane: str = LANE_STANDARD) -> dict[str, An
     The flex lane gets its own queue, key prefix and visibility timeout.
     """
     config = _base_config(settings)
+    if settings.broker_url.startswith("sentinel://"):  # kombu's Sentinel transport
+        config["broker_transport_options"]["master_name"] = settings.sentinel_master
     if lane == LANE_FLEX:
         config["task_default_queue"] = QUEUE_FLEX
         options = config["broker_transport_options"]

@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     )
 
     broker_url: str = DEFAULT_BROKER_URL
+    # With EDITQUEUE_BROKER_URL=sentinel://host:26379;sentinel://host2:26379, the master the
+    # Sentinels are asked for (the broker, leases, gate, ledger and live index all follow it).
+    sentinel_master: str = Field(default="mymaster", min_length=1)
     store_url: str = DEFAULT_STORE_URL
     s3_endpoint_url: str | None = None
     api_base_url: str = DEFAULT_API_BASE_URL

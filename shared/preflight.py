@@ -92,7 +92,7 @@ def broker_finding(settings: Settings) -> Finding:
     from shared.redis_state import ping  # redis-py loads only for Redis users
 
     try:
-        ping(url)
+        ping(url, master=settings.sentinel_master)
     except EditQueueError as exc:
         detail = f"{safe_url(url)} is unreachable ({exc}); start Redis there or fix the URL"
         return Finding(BROKER_SETTING, False, detail, retryable=True)

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TypeVar, cast
+from typing import Any, TypeVar, cast
 
 import redis
+from redis.sentinel import Sentinel
 
 from shared.coordination import LiveTurn, with_beat
 from shared.errors import StorageUnavailable
 from shared.keys import REDIS_PREFIX
+from shared.redis_url import is_sentinel, sentinel_parts
 
 T = TypeVar("T")
 PREFIX = REDIS_PREFIX
@@ -26,12 +28,34 @@ return 1
 
 
 PING_TIMEOUT_S = 3.0
+DEFAULT_MASTER = "mymaster"
 
 
-def ping(url: str, timeout_s: float = PING_TIMEOUT_S) -> None:
-    """Raise StorageUnavailable unless the Redis at `url` answers PING within `timeout_s`."""
-    client = redis.Redis.from_url(
-        url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s, retry_on_timeout=False
+def redis_client(url: str, master: str, **options: Any) -> redis.Redis:
+    """A client of the Redis at `url`, or of the current master behind the Sentinels that a
+    `sentinel://` URL names (it finds the new master after a failover)."""
+    if not is_sentinel(url):
+        return redis.Redis.from_url(url, **options)
+    hosts, db, password = sentinel_parts(url)
+    timeout = options.get("socket_timeout")
+    sentinel = Sentinel(  # type: ignore[no-untyped-call]
+        hosts, socket_timeout=timeout, socket_connect_timeout=timeout
+    )
+    client: redis.Redis = sentinel.master_for(  # type: ignore[no-untyped-call]
+        master, db=db, password=password, **options
+    )
+    return client
+
+
+def ping(url: str, timeout_s: float = PING_TIMEOUT_S, master: str = DEFAULT_MASTER) -> None:
+    """Raise StorageUnavailable unless the Redis at `url` (or the Sentinels' master) answers PING
+    within `timeout_s`."""
+    client = redis_client(
+        url,
+        master,
+        socket_timeout=timeout_s,
+        socket_connect_timeout=timeout_s,
+        retry_on_timeout=False,
     )
     try:
         client.ping()
@@ -44,8 +68,8 @@ def ping(url: str, timeout_s: float = PING_TIMEOUT_S) -> None:
 class RedisCoordinator:
     """Coordination state in Redis; every key starts with `eq:` and holds ids, never images."""
 
-    def __init__(self, url: str) -> None:
-        self.client = redis.Redis.from_url(url, socket_timeout=10, health_check_interval=30)
+    def __init__(self, url: str, master: str = DEFAULT_MASTER) -> None:
+        self.client = redis_client(url, master, socket_timeout=10, health_check_interval=30)
         self._acquire = self.client.register_script(_ACQUIRE)
         self._release = self.client.register_script(_RELEASE)
 
@@ -172,8 +196,8 @@ return 0
 class RedisIdempotencyStore:
     """Idempotency keys in Redis (`eq:idem:<hash>`), each with its own expiry."""
 
-    def __init__(self, url: str) -> None:
-        self.client = redis.Redis.from_url(url, socket_timeout=10, health_check_interval=30)
+    def __init__(self, url: str, master: str = DEFAULT_MASTER) -> None:
+        self.client = redis_client(url, master, socket_timeout=10, health_check_interval=30)
         self._swap = self.client.register_script(_SWAP)
         self._release = self.client.register_script(_RELEASE)
 

@@ -164,6 +164,11 @@ class S3Store:
 
     def list(self, prefix: str) -> Iterator[str]:
         """Every key that starts with `prefix`, in lexical order, relative to the store prefix."""
+        for key, _ in self.list_tagged(prefix):
+            yield key
+
+    def list_tagged(self, prefix: str) -> Iterator[tuple[str, str]]:
+        """(key, ETag without quotes) of every key under `prefix`, in lexical order."""
         full = self.prefix + safe_prefix(prefix)
         with _s3_errors(f"listing {prefix or '(all)'}"):
             paginator = self._client.get_paginator("list_objects_v2")
@@ -172,7 +177,7 @@ class S3Store:
                 Bucket=self.bucket, Prefix=full, PaginationConfig=config
             ):
                 for item in page.get("Contents", []):
-                    yield str(item["Key"])[len(self.prefix) :]
+                    yield str(item["Key"])[len(self.prefix) :], str(item.get("ETag", "")).strip('"')
 
     def delete(self, key: str) -> None:
         """Remove the object if present."""

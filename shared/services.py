@@ -18,6 +18,7 @@ from shared.broker import LANE_FLEX, CeleryEnqueuer, Enqueuer, make_celery
 from shared.config import Settings
 from shared.coordination import Coordinator, MemoryCoordinator
 from shared.events import EventSink, NullSink
+from shared.object_cache import OBJECTS_DIR, ObjectCache
 from shared.sessions import SessionRepository
 from shared.storage import ObjectStore, open_store
 from shared.webhook_sink import webhook_sink_for
@@ -55,7 +56,7 @@ def coordinator_for(settings: Settings) -> Coordinator:
         return MemoryCoordinator()
     from shared.redis_state import RedisCoordinator  # redis-py loads only for Redis users
 
-    return RedisCoordinator(settings.broker_url)
+    return RedisCoordinator(settings.broker_url, settings.sentinel_master)
 
 
 def enqueuer_for(settings: Settings) -> CeleryEnqueuer:
@@ -76,12 +77,14 @@ def build_services(
     """The core services from the settings; any piece can be given instead (tests, `run`)."""
     store = store or open_store(settings)
     enqueuer = enqueuer or enqueuer_for(settings)
-    repo = SessionRepository(store)
+    blobs = blob_cache_for(settings, store)
+    objects = ObjectCache(blobs.directory / OBJECTS_DIR, namespace=settings.store_url)
+    repo = SessionRepository(store, objects)
     return Services(
         settings=settings,
         repo=repo,
         coord=coord or coordinator_for(settings),
         enqueuer=enqueuer,
-        blobs=blob_cache_for(settings, store),
+        blobs=blobs,
         events=webhook_sink_for(repo, enqueuer),  # for sessions with a webhook
     )

@@ -21,9 +21,12 @@ from shared.models import (
     TurnRequest,
     TurnResult,
 )
+from shared.object_cache import ObjectCache
 from shared.storage import ObjectStore
 
 M = TypeVar("M", bound=BaseModel)
+
+WRITTEN_ONCE = ("/session.json", "/result.json")  # never rewritten (DESIGN.md)
 
 
 def _dump(model: BaseModel) -> bytes:
@@ -64,14 +67,34 @@ class SessionSnapshot:
 class SessionRepository:
     """Typed access to one store's sessions; every commit is a create-if-absent."""
 
-    def __init__(self, store: ObjectStore) -> None:
+    def __init__(self, store: ObjectStore, cache: ObjectCache | None = None) -> None:
         self.store = store
+        self.cache = cache  # the machine's copies of objects, by ETag (shared/object_cache.py)
 
-    def _read(self, key: str, model: type[M]) -> M | None:
+    def _read(self, key: str, model: type[M], tag: str = "") -> M | None:
+        """The object parsed; from the machine's cache when a listing gave its tag, or when it
+        is written once (`session.json`, `result.json`) and was seen before."""
+        once = key.endswith(WRITTEN_ONCE)
+        cached = self._cached(key, tag, once)
         try:
-            return model.model_validate_json(self.store.get(key))
+            data = cached if cached is not None else self.store.get(key)
         except ObjectNotFound:
             return None
+        if cached is None and self.cache is not None:
+            self._keep(key, data, once)
+        return model.model_validate_json(data)
+
+    def _cached(self, key: str, tag: str, once: bool) -> bytes | None:
+        if self.cache is None:
+            return None
+        found = self.cache.get(tag) if tag else None
+        return found if found is not None or not once else self.cache.written_once(key)
+
+    def _keep(self, key: str, data: bytes, once: bool) -> None:
+        if self.cache is not None and once:
+            self.cache.keep_written_once(key, data)
+        elif self.cache is not None:
+            self.cache.put(data)
 
     def create_session(self, record: SessionRecord) -> bool:
         """Write `session.json`; False when the id is already taken."""
@@ -105,7 +128,9 @@ class SessionRepository:
     def commit_result(self, sid: str, result: TurnResult) -> tuple[TurnResult, bool]:
         """Commit turn n once; returns the winning result and whether this call won."""
         key = turn_key(sid, result.index, "result.json")
-        if self.store.put_if_absent(key, _dump(result)):
+        data = _dump(result)
+        if self.store.put_if_absent(key, data):
+            self._keep(key, data, once=True)  # the next turn reads it here: no GET on this machine
             return result, True
         winner = self._read(key, TurnResult)
         if winner is None:  # deleted in between: not a state editqueue creates
@@ -193,12 +218,19 @@ class SessionRepository:
         With `through`, the objects of later turns are skipped: turn n needs only turns 1..n,
         and reading every later request made each turn cost O(session length) GETs.
         """
-        snap = SessionSnapshot(record=self.session(sid))
-        for key in self.store.list(f"{SESSIONS}{sid}/"):
-            self._load_into(snap, sid, key, through)
+        listed = list(self.store.list_tagged(f"{SESSIONS}{sid}/"))
+        tags = dict(listed)
+        record = self._read(session_key(sid), SessionRecord, tags.get(session_key(sid), ""))
+        if record is None:
+            raise UnknownSession(f"session {sid} does not exist; `editqueue status` lists sessions")
+        snap = SessionSnapshot(record=record)
+        for key, tag in listed:
+            self._load_into(snap, sid, key, through, tag)
         return snap
 
-    def _load_into(self, snap: SessionSnapshot, sid: str, key: str, through: int | None) -> None:
+    def _load_into(
+        self, snap: SessionSnapshot, sid: str, key: str, through: int | None, tag: str = ""
+    ) -> None:
         rest = key[len(f"{SESSIONS}{sid}/") :]
         if rest == "cancel":
             snap.cancelled = True
@@ -213,11 +245,11 @@ class SessionRepository:
                 self._load_history(snap, key, index, name)
             return
         loaders: dict[str, tuple[dict[int, Any], Callable[[], Any]]] = {
-            "request.json": (snap.requests, lambda: self.request(sid, index)),
-            "result.json": (snap.results, lambda: self.result(sid, index)),
-            "failure.json": (snap.failures, lambda: self.failure(sid, index)),
-            "parked.json": (snap.parked, lambda: self.parked(sid, index)),
-            "parks.json": (snap.park_tallies, lambda: self._read(key, ParkTally)),
+            "request.json": (snap.requests, lambda: self._read(key, TurnRequest, tag)),
+            "result.json": (snap.results, lambda: self._read(key, TurnResult, tag)),
+            "failure.json": (snap.failures, lambda: self._read(key, FailureRecord, tag)),
+            "parked.json": (snap.parked, lambda: self._read(key, ParkRecord, tag)),
+            "parks.json": (snap.park_tallies, lambda: self._read(key, ParkTally, tag)),
         }
         if name in loaders:
             target, read = loaders[name]

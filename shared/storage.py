@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import tempfile
@@ -37,6 +38,11 @@ class ObjectStore(Protocol):
 
     def list(self, prefix: str) -> Iterator[str]:
         """Every key that starts with `prefix`, in lexical order."""
+        ...
+
+    def list_tagged(self, prefix: str) -> Iterator[tuple[str, str]]:
+        """(key, tag) of every key under `prefix`; a tag is the MD5 of the bytes where the store
+        knows it (S3's ETag of a single PUT), else any other string (never a hit in the cache)."""
         ...
 
     def delete(self, key: str) -> None:
@@ -103,6 +109,10 @@ class LocalStore:
         )
         yield from sorted(k for k in found if k.startswith(prefix))
 
+    def list_tagged(self, prefix: str) -> Iterator[tuple[str, str]]:
+        for key in self.list(prefix):  # local reads are cheap: no tag, no cache
+            yield key, ""
+
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
 
@@ -146,6 +156,12 @@ class MemoryStore:
     def list(self, prefix: str) -> Iterator[str]:
         safe_prefix(prefix)
         yield from sorted(k for k in list(self.objects) if k.startswith(prefix))
+
+    def list_tagged(self, prefix: str) -> Iterator[tuple[str, str]]:
+        for key in self.list(prefix):
+            data = self.objects.get(key)
+            if data is not None:
+                yield key, hashlib.md5(data, usedforsecurity=False).hexdigest()
 
     def delete(self, key: str) -> None:
         self.objects.pop(safe_key(key), None)

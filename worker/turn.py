@@ -22,7 +22,6 @@ from shared.catalog import profile_for
 from shared.cost import turn_cost_usd
 from shared.errors import (
     BadRequest,
-    Cancelled,
     EditQueueError,
     InteractionGone,
     LeaseHeld,
@@ -158,15 +157,7 @@ class TurnRunner:
                 self.obs.loaded(turn.snap, turn.index)
 
     def _steps(self, turn: Turn, effects: TurnEffects) -> Outcome:
-        sid, index, repo = turn.sid, turn.index, self.services.repo
-        if repo.is_committed(sid, index):  # 1. done already (a redelivery)
-            self.after_commit(sid, index, redelivered=True)
-            return Outcome.ALREADY_DONE
-        if repo.is_cancelled(sid):  # 2. cancelled before it started
-            self.services.coord.clear_live(sid, index)
-            return Outcome.CANCELLED
-        if not repo.is_committed(sid, index - 1):  # 3. not ready: turn n-1's commit chains it
-            return Outcome.NOT_READY
+        sid, index = turn.sid, turn.index
         lease = lease_key(sid, index)
         # Short, renewed by the heartbeat while the attempt runs: a dead holder's lapses in
         # seconds and the sweep puts the turn back (worker/recovery.py).
@@ -180,13 +171,21 @@ class TurnRunner:
             self.services.coord.release_lease(lease, self.owner)
 
     def _under_lease(self, turn: Turn, effects: TurnEffects) -> Outcome:
-        with tracing.span("load history", editqueue__turn=turn.index):  # 4. read the session
-            turn.snap = snap = self.services.repo.snapshot(turn.sid, through=turn.index)
-        request = snap.requests.get(turn.index)
-        turn.revision = request.revision if request else None
-        if turn.index in snap.results:
-            self.after_commit(turn.sid, turn.index, snap.results[turn.index], redelivered=True)
+        sid, index = turn.sid, turn.index
+        # One listing of the session answers steps 1-3 and is the history of step 4; objects
+        # this machine read or wrote before come from its cache (shared/object_cache.py).
+        with tracing.span("load history", editqueue__turn=index):
+            turn.snap = snap = self.services.repo.snapshot(sid, through=index)
+        if index in snap.results:  # 1. done already (a redelivery)
+            self.after_commit(sid, index, snap.results[index], redelivered=True)
             return Outcome.ALREADY_DONE
+        if snap.cancelled:  # 2. cancelled before it started
+            self.services.coord.clear_live(sid, index)
+            return Outcome.CANCELLED
+        if index > 1 and index - 1 not in snap.results:  # 3. not ready: n-1's commit chains it
+            return Outcome.NOT_READY
+        request = snap.requests.get(index)
+        turn.revision = request.revision if request else None
         if request is None:
             return Outcome.NO_REQUEST
         self.obs.loaded(snap, turn.index)
@@ -300,8 +299,7 @@ class TurnRunner:
     ) -> ApiResponse:
         # Nothing but the HTTP send may sit between admission and the call: the API counts a
         # call when it arrives, and a store round trip here made arrivals overflow the window.
-        if self.services.repo.is_cancelled(sid):
-            raise Cancelled(f"session {sid} was cancelled")
+        # (A cancel is seen in the session's listing read at the start of the attempt.)
         gate = self.services.gate
         wait = gate.admit(self.owner, self._ttl_s)
         if wait is not None:

@@ -159,4 +159,4 @@ def idempotency_store_for(settings: Settings) -> IdempotencyStore:
         return MemoryIdempotencyStore()
     from shared.redis_state import RedisIdempotencyStore  # redis-py loads only for Redis users
 
-    return RedisIdempotencyStore(settings.broker_url)
+    return RedisIdempotencyStore(settings.broker_url, settings.sentinel_master)
