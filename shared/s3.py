@@ -44,6 +44,10 @@ def client_config(endpoint_url: str | None) -> Config:
         max_pool_connections=MAX_POOL_CONNECTIONS,
         signature_version="s3v4",  # presigned URLs too; SigV2 is refused by newer regions
         s3={"addressing_style": "path"} if endpoint_url else None,
+        # No CRC32 of every body in Python: blobs are named and checked by their SHA-256, and
+        # botocore's default (when_supported) checksummed each multi-MB image once more.
+        request_checksum_calculation="when_required",
+        response_checksum_validation="when_required",
     )
 
 

@@ -254,11 +254,16 @@ def transition_metrics(
 
 
 def turn_metrics(
-    prompt: str, previous: bytes | None, current: bytes, mask: bytes | None = None
+    prompt: str,
+    previous: bytes | Pixels | None,
+    current: bytes | Pixels,
+    mask: bytes | None = None,
 ) -> dict[str, float]:
-    """The metrics stored with turn n (turn 1, without a predecessor: the image's own)."""
-    cur = decode_reduced(current)
+    """The metrics stored with turn n (turn 1, without a predecessor: the image's own); images
+    as their bytes or as already decoded (`decode_reduced`) pixels."""
+    cur = decode_reduced(current) if isinstance(current, bytes) else current
     numbers = image_metrics(cur)
     if previous is not None:
-        numbers |= transition_metrics(prompt, decode_reduced(previous), cur, mask)
+        prev = decode_reduced(previous) if isinstance(previous, bytes) else previous
+        numbers |= transition_metrics(prompt, prev, cur, mask)
     return {name: value for name, value in numbers.items() if math.isfinite(value)}  # JSON-safe

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import logging
+import os
+import tempfile
+from contextlib import suppress
 from datetime import datetime
+
+import numpy as np
 
 from shared.blobcache import BlobCache
 from shared.images import dimensions, sniff_mime
@@ -17,8 +22,9 @@ from shared.models import (
     TurnResult,
 )
 from shared.responses import ApiResponse, ReturnedPart
-from worker.quality import turn_metrics
+from worker.quality import Pixels, decode_reduced, turn_metrics
 
+DECODED_DIR = ".decoded"  # inside the blob cache directory (its eviction skips dot entries)
 log = logging.getLogger("editqueue.results")
 
 
@@ -46,14 +52,35 @@ def image_info(ref: BlobRef, data: bytes) -> ImageInfo:
     )
 
 
+def decoded(blobs: BlobCache, sha256: str, data: bytes | None = None) -> Pixels:
+    """A blob's pixels at the quality table's size, decoded once per machine: kept beside the
+    blob cache (`.decoded/`), so turn n+1 does not decode turn n's image again."""
+    path = blobs.directory / DECODED_DIR / f"{sha256}.npy"
+    with suppress(OSError, ValueError):
+        return np.asarray(np.load(path, allow_pickle=False), dtype=np.uint8)
+    pixels = decode_reduced(data if data is not None else blobs.read(sha256))
+    with suppress(OSError):
+        path.parent.mkdir(exist_ok=True)
+        fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".npy")
+        with os.fdopen(fd, "wb") as handle:
+            np.save(handle, pixels, allow_pickle=False)
+        os.replace(temp, path)
+    return pixels
+
+
 def quality_metrics(
-    blobs: BlobCache, previous: TurnResult | None, request: TurnRequest, current: bytes
+    blobs: BlobCache,
+    previous: TurnResult | None,
+    request: TurnRequest,
+    current: bytes,
+    current_sha: str | None = None,
 ) -> dict[str, float]:
     """The quality table's numbers against turn n-1's image (turn 1: its own); {} on error."""
     try:
-        before = blobs.read(previous.image.blob) if previous is not None else None
+        before = decoded(blobs, previous.image.blob) if previous is not None else None
+        now = decoded(blobs, current_sha, current) if current_sha else current
         mask = blobs.read(request.mask.sha256) if request.mask is not None else None
-        return turn_metrics(request.prompt, before, current, mask)
+        return turn_metrics(request.prompt, before, now, mask)
     except Exception:  # a quality signal must never fail or block a paid-for turn
         log.warning("quality metrics failed for turn %d", request.index, exc_info=True)
         return {}
@@ -92,6 +119,6 @@ def build_result(
         cost_usd=cost_usd,
         request_revision=request.revision,
         committed_at=now,
-        metrics=quality_metrics(blobs, previous, request, chosen.image),
+        metrics=quality_metrics(blobs, previous, request, chosen.image, main.image.sha256),
         tier=Tier(tier) if tier else None,
     )

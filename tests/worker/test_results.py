@@ -7,13 +7,15 @@ import random
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
 from shared.models import BlobRef, ImageInfo, TurnRequest, TurnResult
 from shared.status import build_status
 from tests.worker.conftest import answer, jpeg, make_world
-from worker.results import quality_metrics
+from worker.quality import decode_reduced
+from worker.results import decoded, quality_metrics
 from worker.turn import Outcome, TurnRunner
 
 
@@ -83,3 +85,15 @@ def encoded(image: Image.Image) -> bytes:
     out = io.BytesIO()
     image.save(out, "PNG")
     return out.getvalue()
+
+
+def test_a_blobs_quality_pixels_are_decoded_once_per_machine(tmp_path: Path) -> None:
+    world = make_world(tmp_path, [])
+    data = jpeg((200, 100, 50), size=(640, 360))
+    sha = world.services.blobs.put(data)
+
+    first = decoded(world.services.blobs, sha, data)
+    again = decoded(world.services.blobs, sha)  # from .decoded/, not from the image
+
+    assert (world.services.blobs.directory / ".decoded" / f"{sha}.npy").is_file()
+    assert np.array_equal(first, again) and np.array_equal(first, decode_reduced(data))
