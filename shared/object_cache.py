@@ -22,7 +22,7 @@ from contextlib import suppress
 from pathlib import Path
 
 _MD5 = re.compile(r"[0-9a-f]{32}")
-MEMORY_ENTRIES = 4096
+MEMORY_ENTRIES = 1024
 OBJECTS_DIR = ".objects"  # inside the blob cache directory (its eviction skips dot entries)
 
 
