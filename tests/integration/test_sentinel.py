@@ -11,11 +11,11 @@ import shutil
 import time
 from pathlib import Path
 
-import boto3
 import pytest
 import redis
 
 from tests.integration.services import Proc, Stack, free_port, spawn, wait_until
+from tests.integration.test_faults import s3_client
 
 pytestmark = pytest.mark.integration
 
@@ -110,13 +110,7 @@ def test_a_failover_during_a_batch_loses_no_turn_and_commits_each_once(
 
 
 def result_keys(stack: Stack) -> int:
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=stack.s3_url,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
+    s3 = s3_client(stack.s3_url)
     keys = []
     for page in s3.get_paginator("list_objects_v2").paginate(
         Bucket=stack.bucket, Prefix=f"{stack.prefix}/sessions/"
