@@ -6,8 +6,9 @@ whose bytes this machine has not seen: objects written once (`session.json`, `re
 a request at a given revision are read once per machine, and what a worker writes or reads itself
 is cached as it goes. Keyed by content, an entry can never be stale: a replaced object has a new
 ETag. Where ETags are not MD5s (multipart uploads, SSE-KMS) every read is a miss, never wrong.
-Entries live in a directory beside the blob cache (shared by the machine's worker processes,
-atomic renames) and, parsed, in a small in-process LRU.
+Entries are files in the blob cache directory (`obj-<md5>`, `k-<sha256 of store+key>`: shared
+by the machine's worker processes, written by atomic renames, evicted with the blobs under its
+size cap) and the most recent ones stay in memory.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from pathlib import Path
 
 _MD5 = re.compile(r"[0-9a-f]{32}")
 MEMORY_ENTRIES = 1024
-OBJECTS_DIR = ".objects"  # inside the blob cache directory (its eviction skips dot entries)
+OBJECT_PREFIX = "obj-"  # files in the blob cache directory: its LRU size cap covers them too
 
 
 def _key_name(key: str) -> str:
@@ -56,7 +57,7 @@ class ObjectCache:
                 self._memory.move_to_end(tag)
                 return data
         try:
-            data = (self.directory / tag).read_bytes()
+            data = (self.directory / f"{OBJECT_PREFIX}{tag}").read_bytes()
         except (FileNotFoundError, OSError):
             return None
         if content_tag(data) != tag:  # a torn or foreign file: ignore it
@@ -68,7 +69,7 @@ class ObjectCache:
         """Keep `data` (read from or written to the store); returns its tag."""
         tag = content_tag(data)
         self._remember(tag, data)
-        path = self.directory / tag
+        path = self.directory / f"{OBJECT_PREFIX}{tag}"
         if path.exists():
             return tag
         with suppress(OSError):  # a full disk costs a later read, nothing else

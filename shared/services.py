@@ -18,7 +18,7 @@ from shared.broker import LANE_FLEX, CeleryEnqueuer, Enqueuer, make_celery
 from shared.config import Settings
 from shared.coordination import Coordinator, MemoryCoordinator
 from shared.events import EventSink, NullSink
-from shared.object_cache import OBJECTS_DIR, ObjectCache
+from shared.object_cache import ObjectCache
 from shared.sessions import SessionRepository
 from shared.storage import ObjectStore, open_store
 from shared.webhook_sink import webhook_sink_for
@@ -78,7 +78,7 @@ def build_services(
     store = store or open_store(settings)
     enqueuer = enqueuer or enqueuer_for(settings)
     blobs = blob_cache_for(settings, store)
-    objects = ObjectCache(blobs.directory / OBJECTS_DIR, namespace=settings.store_url)
+    objects = ObjectCache(blobs.directory, namespace=settings.store_url)
     repo = SessionRepository(store, objects)
     return Services(
         settings=settings,

@@ -24,7 +24,7 @@ from shared.models import (
 from shared.responses import ApiResponse, ReturnedPart
 from worker.quality import Pixels, decode_reduced, turn_metrics
 
-DECODED_DIR = ".decoded"  # inside the blob cache directory (its eviction skips dot entries)
+DECODED_SUFFIX = ".pixels.npy"  # beside the blob in its cache: the LRU size cap covers both
 log = logging.getLogger("editqueue.results")
 
 
@@ -54,13 +54,12 @@ def image_info(ref: BlobRef, data: bytes) -> ImageInfo:
 
 def decoded(blobs: BlobCache, sha256: str, data: bytes | None = None) -> Pixels:
     """A blob's pixels at the quality table's size, decoded once per machine: kept beside the
-    blob cache (`.decoded/`), so turn n+1 does not decode turn n's image again."""
-    path = blobs.directory / DECODED_DIR / f"{sha256}.npy"
+    blob in its cache (`<sha256>.pixels.npy`), so turn n+1 does not decode turn n's image."""
+    path = blobs.directory / f"{sha256}{DECODED_SUFFIX}"
     with suppress(OSError, ValueError):
         return np.asarray(np.load(path, allow_pickle=False), dtype=np.uint8)
     pixels = decode_reduced(data if data is not None else blobs.read(sha256))
     with suppress(OSError):
-        path.parent.mkdir(exist_ok=True)
         fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".npy")
         with os.fdopen(fd, "wb") as handle:
             np.save(handle, pixels, allow_pickle=False)

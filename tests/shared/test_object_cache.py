@@ -20,7 +20,7 @@ def test_bytes_come_back_by_their_tag_in_another_process_of_the_machine(tmp_path
 
 def test_a_torn_file_is_ignored(tmp_path: Path) -> None:
     tag = content_tag(b"whole")
-    (tmp_path / tag).write_bytes(b"who")
+    (tmp_path / f"obj-{tag}").write_bytes(b"who")
 
     assert ObjectCache(tmp_path).get(tag) is None
 

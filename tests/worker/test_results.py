@@ -93,7 +93,7 @@ def test_a_blobs_quality_pixels_are_decoded_once_per_machine(tmp_path: Path) -> 
     sha = world.services.blobs.put(data)
 
     first = decoded(world.services.blobs, sha, data)
-    again = decoded(world.services.blobs, sha)  # from .decoded/, not from the image
+    again = decoded(world.services.blobs, sha)  # from the .npy file, not from the image
 
-    assert (world.services.blobs.directory / ".decoded" / f"{sha}.npy").is_file()
+    assert (world.services.blobs.directory / f"{sha}.pixels.npy").is_file()
     assert np.array_equal(first, again) and np.array_equal(first, decode_reduced(data))
