@@ -33,7 +33,8 @@ SESSIONS, TURNS = 4, 3
 def start_redis(workdir: Path, *extra: str) -> tuple[Proc, int]:
     port = free_port()
     binary = shutil.which("redis-server") or "redis-server"
-    args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", *extra]
+    args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", str(workdir)]
+    args += extra  # (a replica's full sync writes its RDB file into --dir)
     proc = spawn([*args, "--appendonly", "no"], workdir / f"redis-{port}.log")
     wait_until(lambda: redis.Redis(port=port).ping(), 10, f"redis on {port}")
     return proc, port
