@@ -34,7 +34,7 @@ from pathlib import Path
 import boto3
 from fleet import BUCKET, Child, Fleet, cpu_of, fleet, grainy_jpeg, jsonl, wait_until
 
-from producer import api
+from producer.sessions import reconcile, submit_many
 from producer.specs import load_specs
 from shared.config import load_settings
 from shared.dispatch import dispatch
@@ -133,7 +133,7 @@ def run(bench: Fleet, sessions: int, turns: int, own_cache: bool) -> Overhead:
         spec["turns"][0]["images"] = [str(photo)]
     items = load_specs(jsonl(batch, bench.workdir / f"{bench.prefix}.jsonl"))
     held = HeldEnqueues()  # write the batch first, then start it: submit's requests apart
-    sids = api.submit_many(dataclasses.replace(services, enqueuer=held), items)
+    sids = submit_many(dataclasses.replace(services, enqueuer=held), items)
     log_start = len(bench.child("s3").output().splitlines())
     cpu_before = cpu_of(workers)
     for sid, index in held.turns:
@@ -147,10 +147,10 @@ def run(bench: Fleet, sessions: int, turns: int, own_cache: bool) -> Overhead:
     assert not unfinished, f"{len(unfinished)} sessions did not finish"
     bench.stop_workers()
     reconcile_start = len(bench.child("s3").output().splitlines())
-    api.reconcile(services)  # the sweep's pass: closes the finished sessions in the index
+    reconcile(services)  # the sweep's pass: closes the finished sessions in the index
     closing_requests = len(s3_log(bench, reconcile_start))
     reconcile_start = len(bench.child("s3").output().splitlines())
-    api.reconcile(services)  # every later pass: nothing is open
+    reconcile(services)  # every later pass: nothing is open
     reconcile_requests = len(s3_log(bench, reconcile_start))
     sizes = object_sizes(bench)
     gets = [

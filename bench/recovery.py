@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 
 from fleet import Fleet, fleet, jsonl, wait_until
 
-from producer import api
+from producer import sessions
 from producer.specs import load_specs
 from shared.config import load_settings
 from shared.services import build_services
@@ -33,11 +33,11 @@ def one_kill(bench: Fleet, run: int) -> tuple[float, set[str], float, int]:
     bench.start_workers(2, 4)
     services = build_services(load_settings(**bench.settings_overrides()))
     spec = {"image_size": "1K", "turns": [{"prompt": f"Room {run}. A living room."}]}
-    [sid] = api.submit_many(services, load_specs(jsonl([spec], bench.workdir / "one.jsonl")))
+    [sid] = sessions.submit_many(services, load_specs(jsonl([spec], bench.workdir / "one.jsonl")))
     seen: set[str] = set()
 
     def state() -> str:
-        value = api.session_status(services, sid).turns[0].state.value
+        value = sessions.session_status(services, sid).turns[0].state.value
         seen.add(value)
         return value
 
@@ -48,7 +48,7 @@ def one_kill(bench: Fleet, run: int) -> tuple[float, set[str], float, int]:
     victim.stop()  # SIGKILL, process group
     bench.workers.remove(victim)
     wait_until(lambda: state() == "succeeded", 600, "the turn committed", 0.2)
-    doc = api.session_status(services, sid)
+    doc = sessions.session_status(services, sid)
     result = services.repo.result(sid, 1)
     assert result is not None
     bench.stop_workers()

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from producer import api
+from producer import sessions
 from producer.batch_status import (
     CSV_COLUMNS,
     BatchStatus,
@@ -113,7 +113,7 @@ def set_budget(services: Services, batch_id: str, budget_usd: float) -> tuple[Ba
     check_budget(budget_usd, "--usd")
     record = manifest(services, batch_id).model_copy(update={"budget_usd": budget_usd})
     services.repo.save_batch(record)
-    return record, api.reconcile(services, include_budget=True)
+    return record, sessions.reconcile(services, include_budget=True)
 
 
 def write_summary_csv(summaries: list[SessionSummary], path: Path) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 import click
 from pydantic import ValidationError
 
-from producer import api, cli_batch
+from producer import cli_batch, sessions
 from producer.cli_init import init
 from producer.context import CliState
 from producer.embedded import run_file
@@ -142,10 +142,12 @@ def submit(
     if batch_id is not None:
         checked_batch_id(batch_id)
     services = state.get_services()
-    items = load_specs(spec, default_model=services.settings.model, limits=api.limits_of(services))
+    items = load_specs(
+        spec, default_model=services.settings.model, limits=sessions.limits_of(services)
+    )
     if batch_id is None and (len(items) > 1 or budget_usd is not None):
         batch_id = generate_batch_id()
-    sids = api.submit_many(
+    sids = sessions.submit_many(
         services,
         items,
         batch_id=batch_id,
@@ -159,7 +161,9 @@ def submit(
         click.echo(f"batch {batch_id}: {len(sids)} session(s)", err=True)
     click.echo("\n".join(sids))
     if wait:
-        done = wait_for(lambda sid: api.session_status(services, sid), sids, poll_s=WATCH_POLL_S)
+        done = wait_for(
+            lambda sid: sessions.session_status(services, sid), sids, poll_s=WATCH_POLL_S
+        )
         _finish([s.state for s in done.statuses])
 
 
@@ -216,7 +220,7 @@ def append(
 ) -> None:
     """Add a turn to session SID; prints the new turn's index."""
     turn = _turn_spec(prompt, image_size, aspect_ratio, images, mask)
-    index = api.append_turn(state.get_services(), _session_arg(sid), turn, Path.cwd())
+    index = sessions.append_turn(state.get_services(), _session_arg(sid), turn, Path.cwd())
     click.echo(str(index))
 
 
@@ -238,7 +242,7 @@ def status(
         sys.exit(cli_batch.show_status(services, sids[0], as_json=as_json, watching=watch))
     if not sids:
         if watch:  # only open sessions can change
-            wait_for(lambda one: api.session_status(services, one), open_session_ids(services))
+            wait_for(lambda one: sessions.session_status(services, one), open_session_ids(services))
         rows = list(summaries(services))
         if as_json:
             click.echo(json.dumps([r.model_dump(mode="json") for r in rows], indent=2))
@@ -250,7 +254,7 @@ def status(
 
 def _show_sessions(services: Services, sids: list[str], as_json: bool, watch: bool) -> None:
     def fetch(one: str) -> SessionStatus:
-        return api.session_status(services, one)
+        return sessions.session_status(services, one)
 
     if watch:
         docs = wait_for(fetch, sids, poll_s=WATCH_POLL_S).statuses
@@ -279,7 +283,7 @@ def _show_sessions(services: Services, sids: list[str], as_json: bool, watch: bo
 @pass_state
 def retry(state: CliState, sid: str, index: int | None, prompt: str | None) -> None:
     """Re-run a failed turn of SID (optionally reworded); later turns follow."""
-    done = api.retry_turn(state.get_services(), _session_arg(sid), index, prompt)
+    done = sessions.retry_turn(state.get_services(), _session_arg(sid), index, prompt)
     click.echo(f"retrying turn {done} of {sid}")
 
 
@@ -288,7 +292,7 @@ def retry(state: CliState, sid: str, index: int | None, prompt: str | None) -> N
 @pass_state
 def cancel(state: CliState, sid: str) -> None:
     """Stop session SID before its next API call."""
-    api.cancel(state.get_services(), _session_arg(sid))
+    sessions.cancel(state.get_services(), _session_arg(sid))
     click.echo(f"cancelled {sid}")
 
 
@@ -327,7 +331,7 @@ def fork(
     """Branch a new session from turns 1..N of SID; prints its id."""
     policy = _history_arg(history)
     services = state.get_services()
-    click.echo(api.fork(services, _session_arg(sid), at, session_id, policy, budget_usd))
+    click.echo(sessions.fork(services, _session_arg(sid), at, session_id, policy, budget_usd))
 
 
 @main.command()
@@ -343,7 +347,7 @@ def export(state: CliState, sid: str, directory: Path, is_batch: bool) -> None:
     if is_batch:
         cli_batch.export(state.get_services(), sid, directory)
         return
-    click.echo(str(api.export(state.get_services(), _session_arg(sid), directory)))
+    click.echo(str(sessions.export(state.get_services(), _session_arg(sid), directory)))
 
 
 @main.command()
@@ -355,7 +359,7 @@ def export(state: CliState, sid: str, directory: Path, is_batch: bool) -> None:
 @pass_state
 def reconcile(state: CliState, full: bool) -> None:
     """Re-enqueue every turn the store says is due (safe to repeat)."""
-    count = api.reconcile(state.get_services(), full=full)
+    count = sessions.reconcile(state.get_services(), full=full)
     click.echo(f"enqueued {count} turn(s)")
 
 

@@ -17,7 +17,7 @@ from celery import Celery
 from celery.contrib.testing.worker import start_worker
 from pydantic import SecretStr
 
-from producer import api
+from producer import sessions
 from producer.limits import Limits
 from producer.progress import WaitResult, wait_for
 from producer.specs import LoadedSpec, load_specs
@@ -136,16 +136,16 @@ def run_specs(
         )
     out_dir.mkdir(parents=True, exist_ok=True)
     with embedded_services(base, out_dir) as services:
-        sids = api.submit_many(services, items)
+        sids = sessions.submit_many(services, items)
         waited: WaitResult = wait_for(
-            lambda sid: api.session_status(services, sid),
+            lambda sid: sessions.session_status(services, sid),
             sids,
             poll_s=EMBEDDED_POLL_S,
             idle_timeout_s=idle_timeout_s(services.settings),
             show=show_progress,
         )
         reports = [
-            api.export(services, sid, folder)
+            sessions.export(services, sid, folder)
             for sid, folder in zip(sids, report_dirs(out_dir, sids), strict=True)
         ]
     return RunResult(waited.statuses, reports, waited.stalled)

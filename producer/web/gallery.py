@@ -10,7 +10,7 @@ import secrets
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse
 
-from producer import api
+from producer import sessions
 from producer.web.auth import Tenant, check_link, link_query
 from producer.web.deps import SessionId, TurnIndex, now_s, owned, services_of, tokens_of
 from producer.web.errors import ApiError
@@ -45,7 +45,7 @@ def _view(request: Request, sid: str) -> tuple[SessionView, dict[str, str]]:
     tenant, query = _viewer(request, sid)
     services = services_of(request)
     stored, record = owned(services, tenant, sid)
-    status = api.session_status(services, stored)
+    status = sessions.session_status(services, stored)
     links = session_links(request, tenant, sid, now_s())
     view = session_view(
         status, record, links, lambda n: gallery_image_url(request, sid, n, query), shown_id=sid

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Query, Request, Response
 from pydantic import HttpUrl, TypeAdapter, ValidationError
 
-from producer import api
+from producer import sessions
 from producer.checks import Problem
 from producer.limits import Limits, text_problems
 from producer.listing import session_page
@@ -105,7 +105,7 @@ def create_session(
         services.settings,
         request.app.state.resolver,
     )
-    limits = api.limits_of(services)
+    limits = sessions.limits_of(services)
     with tempfile.TemporaryDirectory(prefix="editqueue-upload-") as tmp:
         folder = Path(tmp)
         if isinstance(data, dict):
@@ -115,7 +115,7 @@ def create_session(
         if problems or spec is None:
             raise problems_error(problems + found)
         _refuse_own_generated_id(services, tenant, spec.session_id)
-        stored = api.submit_session(
+        stored = sessions.submit_session(
             services, spec, base_dir=folder, tenant=tenant.name, webhook_url=webhook
         )
     sid = shown_id(tenant, stored)
@@ -154,7 +154,7 @@ def get_session(request: Request, session_id: SessionId, tenant: Caller) -> Sess
     """The status document, with each turn's image URL and the session's links."""
     services = services_of(request)
     stored, record = owned(services, tenant, session_id)
-    status = api.session_status(services, stored)
+    status = sessions.session_status(services, stored)
     links = session_links(request, tenant, session_id, now_s())
     return session_view(
         status, record, links, lambda n: api_image_url(request, session_id, n), session_id
@@ -179,8 +179,8 @@ def append_turn(
     services = services_of(request)
     stored, _ = owned(services, tenant, session_id)
     with tempfile.TemporaryDirectory(prefix="editqueue-upload-") as tmp:
-        turn = _turn(payload, Path(tmp), api.limits_of(services))
-        index = api.append_turn(services, stored, turn, Path(tmp))
+        turn = _turn(payload, Path(tmp), sessions.limits_of(services))
+        index = sessions.append_turn(services, stored, turn, Path(tmp))
     status_url = url(request, "get_session", session_id=session_id)
     return TurnAdded(session_id=session_id, index=index, status_url=status_url)
 
@@ -230,7 +230,7 @@ def retry_turn(
     services = services_of(request)
     stored, _ = owned(services, tenant, session_id)
     retry = body or RetryTurn()
-    index = api.retry_turn(services, stored, retry.turn, retry.prompt)
+    index = sessions.retry_turn(services, stored, retry.turn, retry.prompt)
     status_url = url(request, "get_session", session_id=session_id)
     return Accepted(session_id=session_id, index=index, state="queued", status_url=status_url)
 
@@ -247,7 +247,7 @@ def cancel_session(
     """Stop the session before its next API call (a call in flight still commits)."""
     services = services_of(request)
     stored, _ = owned(services, tenant, session_id)
-    api.cancel(services, stored)
+    sessions.cancel(services, stored)
     status_url = url(request, "get_session", session_id=session_id)
     return Accepted(session_id=session_id, state="cancelled", status_url=status_url)
 
@@ -273,7 +273,7 @@ def fork_session(
     owner = None if tenant.sees_all else tenant.name
     chosen = scoped_session_id(owner, body.session_id) if body.session_id else None
     new_sid = shown_id(
-        tenant, api.fork(services, stored, body.at, chosen, body.history, body.budget_usd)
+        tenant, sessions.fork(services, stored, body.at, chosen, body.history, body.budget_usd)
     )
     status_url = url(request, "get_session", session_id=new_sid)
     response.headers["location"] = status_url

@@ -9,9 +9,9 @@ from pathlib import Path
 
 from click.testing import CliRunner, Result
 
-from producer import api
 from producer.cli import main
 from producer.context import CliState
+from producer.sessions import submit_many
 from producer.specs import LoadedSpec
 from shared.keys import BATCHES
 from shared.models import BatchRecord, ParkRecord
@@ -33,7 +33,7 @@ def jsonl(tmp_path: Path, *sessions: list[str]) -> Path:
 def batch_of(services: Services, tmp_path: Path, *sessions: list[str]) -> tuple[str, list[str]]:
     """Submit sessions as batch `b1` with a $1 budget; returns the batch id and session ids."""
     items = [LoadedSpec(spec_of(*prompts), tmp_path, f"s{n}") for n, prompts in enumerate(sessions)]
-    sids = api.submit_many(services, items, batch_id="b1", budget_usd=1.0)
+    sids = submit_many(services, items, batch_id="b1", budget_usd=1.0)
     return "b1", sids
 
 

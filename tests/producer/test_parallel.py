@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from producer import api
+from producer import sessions
 from producer.parallel import parallel_map
 from producer.specs import LoadedSpec
 from shared.services import Services
@@ -64,7 +64,7 @@ def test_a_batch_is_enqueued_only_after_every_session_is_written(tmp_path: Path)
     enqueuer.services = services
     items = [LoadedSpec(spec_of("a", "b"), tmp_path, f"s{n}") for n in range(40)]
 
-    sids = api.submit_many(services, items, batch_id="b1")
+    sids = sessions.submit_many(services, items, batch_id="b1")
 
     assert enqueuer.stored_at_first_enqueue == 40
     assert enqueuer.calls == [(sid, 1) for sid in sids]

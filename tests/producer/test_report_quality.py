@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from producer import api
+from producer import sessions
 from shared.services import Services
 from shared.verdicts import AXES, QualityThresholds
 from tests.producer.conftest import commit_turn, spec_of
@@ -39,7 +39,7 @@ DRIFTED = KEPT | {"ssim": 0.71, "scale": 1.08, "shift": 0.02}
 
 
 def session_with_metrics(services: Services, tmp_path: Path) -> str:
-    sid = api.submit_session(services, spec_of("a", "b", "c"), base_dir=tmp_path)
+    sid = sessions.submit_session(services, spec_of("a", "b", "c"), base_dir=tmp_path)
     first = commit_turn(services, sid, 1)
     for index, metrics in ((2, KEPT), (3, DRIFTED)):
         result = first.model_copy(update={"index": index, "metrics": metrics})
@@ -50,7 +50,7 @@ def session_with_metrics(services: Services, tmp_path: Path) -> str:
 def test_status_turns_carry_the_stored_metrics(services: Services, tmp_path: Path) -> None:
     sid = session_with_metrics(services, tmp_path)
 
-    doc = json.loads(api.session_status(services, sid).model_dump_json())
+    doc = json.loads(sessions.session_status(services, sid).model_dump_json())
 
     assert [t["metrics"] for t in doc["turns"]] == [{}, KEPT, DRIFTED]
 
@@ -58,7 +58,7 @@ def test_status_turns_carry_the_stored_metrics(services: Services, tmp_path: Pat
 def test_status_turns_carry_the_four_verdicts(services: Services, tmp_path: Path) -> None:
     sid = session_with_metrics(services, tmp_path)
 
-    doc = json.loads(api.session_status(services, sid).model_dump_json())
+    doc = json.loads(sessions.session_status(services, sid).model_dump_json())
 
     first, kept, drifted = doc["turns"]
     assert first["quality"] is None
@@ -88,7 +88,7 @@ def test_the_report_shows_the_four_columns_with_numbers_and_what_needs_a_look(
 ) -> None:
     sid = session_with_metrics(services, tmp_path)
 
-    html = api.export(services, sid, tmp_path / "out").read_text()
+    html = sessions.export(services, sid, tmp_path / "out").read_text()
 
     assert "Quality per transition" in html
     for axis in AXES:
@@ -106,7 +106,7 @@ def test_a_threshold_setting_rejudges_stored_turns(services: Services, tmp_path:
         update={"quality": QualityThresholds(drift_scale_good=0.1)}
     )
 
-    status = api.session_status(replace(services, settings=lenient), sid)
+    status = sessions.session_status(replace(services, settings=lenient), sid)
 
     row = status.turns[2].quality
     assert row is not None and row.drift.verdict == "good"
@@ -115,7 +115,7 @@ def test_a_threshold_setting_rejudges_stored_turns(services: Services, tmp_path:
 def test_a_slow_loss_of_detail_shows_as_a_trend_since_turn_one(
     services: Services, tmp_path: Path
 ) -> None:
-    sid = api.submit_session(services, spec_of("a", "b", "c"), base_dir=tmp_path)
+    sid = sessions.submit_session(services, spec_of("a", "b", "c"), base_dir=tmp_path)
     first = commit_turn(services, sid, 1)
     for index, ratio in ((2, 0.9), (3, 0.8)):
         metrics = KEPT | {"sharpness_ratio": ratio, "noise_ratio": 1.1}
@@ -123,7 +123,7 @@ def test_a_slow_loss_of_detail_shows_as_a_trend_since_turn_one(
             sid, first.model_copy(update={"index": index, "metrics": metrics})
         )
 
-    turns = api.session_status(services, sid).turns
+    turns = sessions.session_status(services, sid).turns
 
     third = turns[2].quality
     assert third is not None

@@ -1,4 +1,4 @@
-"""The producer's Python API: submit, append, steer and inspect sessions.
+"""The producer's Python API (`producer.sessions`): submit, append, steer and inspect sessions.
 
 Every function takes the process's `Services`. Writes follow the store's rules: `session.json`,
 requests and results are created with conditional puts, and a turn is enqueued (ids only) only
