@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, TypeVar, cast
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeAlias, TypeVar, cast
 
 import redis
 from redis.sentinel import Sentinel
@@ -29,6 +30,20 @@ return 1
 
 PING_TIMEOUT_S = 3.0
 DEFAULT_MASTER = "mymaster"
+
+RedisClient: TypeAlias = (
+    redis.Redis
+)  # what `redis_client` builds; the worker's gate and ledger drive it
+
+
+@contextmanager
+def redis_outage(what: str) -> Iterator[None]:
+    """Re-raise redis-py's errors (connection, timeout, a refused reply) as StorageUnavailable
+    naming `what`; anything else, a bug included, goes up as it is."""
+    try:
+        yield
+    except redis.RedisError as exc:
+        raise StorageUnavailable(f"redis: {what}: {exc}") from exc
 
 
 def redis_client(url: str, master: str, **options: Any) -> redis.Redis:

@@ -10,10 +10,10 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Protocol, cast
 
-from shared.errors import StorageUnavailable
 from shared.keys import REDIS_PREFIX
+from shared.redis_state import RedisClient, redis_outage
 
 EPSILON_USD = 1e-9
 
@@ -93,7 +93,7 @@ return 1
 class RedisLedger:
     """The fleet's ledger in Redis (`eq:budget:<scope>` and its reservations)."""
 
-    def __init__(self, client: Any, hold_s: float) -> None:
+    def __init__(self, client: RedisClient, hold_s: float) -> None:
         self._client = client
         self._hold_s = hold_s
         self._reserve = client.register_script(_RESERVE)
@@ -106,22 +106,18 @@ class RedisLedger:
         self, scope: str, owner: str, amount: float, limit: float, spent: Callable[[], float]
     ) -> bool:
         now = time.time()
-        args = [now, now + self._hold_s, amount, limit, owner]
-        try:
+        args: list[float | str] = [now, now + self._hold_s, amount, limit, owner]
+        with redis_outage("budget ledger unavailable"):
             result = self._reserve(keys=self._keys(scope), args=args)
             if result == -1:  # no ledger yet (new or wiped Redis): rebuild spend from the store
-                self._client.hsetnx(self._keys(scope)[0], "spent", spent())
+                self._client.hsetnx(self._keys(scope)[0], "spent", str(spent()))
                 result = self._reserve(keys=self._keys(scope), args=args)
-        except Exception as exc:  # redis-py's errors; this module does not import it
-            raise StorageUnavailable(f"redis: budget ledger unavailable: {exc}") from exc
         return bool(result == 1)
 
     def settle(self, scope: str, owner: str, actual: float) -> None:
-        try:
+        with redis_outage("budget ledger unavailable"):
             self._settle(keys=self._keys(scope), args=[owner, actual])
-        except Exception as exc:
-            raise StorageUnavailable(f"redis: budget ledger unavailable: {exc}") from exc
 
     def spent(self, scope: str) -> float:
-        value = self._client.hget(self._keys(scope)[0], "spent")
+        value = cast(bytes | None, self._client.hget(self._keys(scope)[0], "spent"))
         return float(value) if value is not None else 0.0

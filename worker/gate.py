@@ -16,12 +16,13 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from typing import Any, Protocol
+from typing import Protocol
 
 from limits import RateLimitItem, parse
 
-from shared.errors import InvalidSpec, StorageUnavailable
+from shared.errors import InvalidSpec
 from shared.keys import REDIS_PREFIX
+from shared.redis_state import RedisClient, redis_outage
 
 IDENTITY = "gemini-calls"
 MIN_WAIT_S = 0.2
@@ -137,7 +138,7 @@ return 1
 class RedisGate:
     """The fleet's gate in Redis: every worker process shares the same window and slots."""
 
-    def __init__(self, client: Any, rate: str | None, max_inflight: int | None) -> None:
+    def __init__(self, client: RedisClient, rate: str | None, max_inflight: int | None) -> None:
         self._client = client
         self._rate = parse_rate(rate) if rate else None
         self._max = max_inflight
@@ -146,12 +147,10 @@ class RedisGate:
         self._key = f"{REDIS_PREFIX}inflight"
 
     def admit(self, owner: str, ttl_s: float) -> float | None:
-        try:
-            if self._max is not None and not self._slot(owner, ttl_s):
+        with redis_outage("call gate unavailable"):
+            if self._max is not None and not self._slot(owner, ttl_s, self._max):
                 return MIN_WAIT_S * 5
             wait = self._rate_wait()
-        except Exception as exc:  # redis-py's errors; this module does not import it
-            raise StorageUnavailable(f"redis: call gate unavailable: {exc}") from exc
         if wait is not None:
             self.release(owner)
         return wait
@@ -164,14 +163,12 @@ class RedisGate:
         wait = self._take(keys=[key], args=[self._rate.amount, guarded_span_s(self._rate)])
         return None if wait is None else max(MIN_WAIT_S, float(wait))
 
-    def _slot(self, owner: str, ttl_s: float) -> bool:
+    def _slot(self, owner: str, ttl_s: float, most: int) -> bool:
         now = time.time()
-        return bool(self._acquire(keys=[self._key], args=[now, now + ttl_s, owner, self._max]))
+        return bool(self._acquire(keys=[self._key], args=[now, now + ttl_s, owner, most]))
 
     def release(self, owner: str) -> None:
         if self._max is None:
             return
-        try:
+        with redis_outage("cannot release call slot"):
             self._client.zrem(self._key, owner)
-        except Exception as exc:
-            raise StorageUnavailable(f"redis: cannot release call slot: {exc}") from exc

@@ -17,6 +17,7 @@ from shared.coordination import Coordinator
 from shared.gemini import GeminiClient, HttpGeminiClient
 from shared.gemini_batch import BatchApi, HttpBatchApi
 from shared.interactions import HttpInteractionsClient, InteractionsClient
+from shared.redis_state import RedisClient
 from shared.services import APP_CORE_ATTR, Services, build_services
 from worker.budget import BudgetLedger, MemoryLedger, RedisLedger
 from worker.gate import CallGate, MemoryGate, OpenGate, RedisGate
@@ -35,8 +36,9 @@ class WorkerServices(Services):
     interactions: InteractionsClient | None = None  # the Interactions API (transport)
 
 
-def _redis_client(coord: Coordinator) -> Any:
-    return getattr(coord, "client", None)
+def _redis_client(coord: Coordinator) -> RedisClient | None:
+    client = getattr(coord, "client", None)
+    return client if isinstance(client, RedisClient) else None
 
 
 def gate_for(settings: Settings, coord: Coordinator) -> CallGate:
