@@ -24,7 +24,7 @@ DEFAULT_NO_IMAGE_ATTEMPTS = 3
 TASK_MARGIN_S = 10.0
 # An HTTP request body above this is refused (413) before it is parsed: one 20 MB reference
 # image in base64 (~27 MB) plus the rest of the spec fits.
-DEFAULT_API_MAX_BODY_BYTES = 40 * 1024 * 1024
+DEFAULT_HTTP_MAX_BODY_BYTES = 40 * 1024 * 1024
 # Flex answers in 1-15 minutes and Google suggests client timeouts of 600 s or more: a flex call's
 # total deadline, after which the turn falls back to the standard tier.
 DEFAULT_FLEX_TIMEOUT_S = 900.0
@@ -41,15 +41,20 @@ DEFAULT_MAX_REFERENCE_IMAGES = 14  # per turn; Gemini 3 Pro Image takes up to 14
 DEFAULT_MAX_IMAGE_BYTES = 20 * 1024 * 1024
 DEFAULT_MAX_IMAGE_PIXELS = 40_000_000  # decoded width x height of a reference image
 # The HTTP server (producer/web/server.py): slow clients and floods.
-DEFAULT_API_HEADER_TIMEOUT_S = 10.0
-DEFAULT_API_BODY_TIMEOUT_S = 30.0
-DEFAULT_API_MAX_CONCURRENCY = 32
-DEFAULT_API_MAX_BODY_BYTES_IN_FLIGHT = 4 * DEFAULT_API_MAX_BODY_BYTES
-DEFAULT_API_SHUTDOWN_S = 5.0
+DEFAULT_HTTP_HEADER_TIMEOUT_S = 10.0
+DEFAULT_HTTP_BODY_TIMEOUT_S = 30.0
+DEFAULT_HTTP_MAX_CONCURRENCY = 32
+DEFAULT_HTTP_MAX_BODY_BYTES_IN_FLIGHT = 4 * DEFAULT_HTTP_MAX_BODY_BYTES
+DEFAULT_HTTP_SHUTDOWN_S = 5.0
 DEFAULT_CLI_TENANT = "cli"
 # Stored interactions live 55 days on the paid tier and 1 day on the free tier (Google's
 # Interactions docs); a chain older than this is not tried, the turn is seeded from S3.
 DEFAULT_INTERACTION_RETENTION_S = 55 * 24 * 3600.0
+
+
+def _http_env(name: str) -> str:
+    """The documented variable of the HTTP API setting `http_<name>`: EDITQUEUE_API_<NAME>."""
+    return f"EDITQUEUE_API_{name.upper()}"
 
 
 class Settings(BaseSettings):
@@ -118,24 +123,46 @@ class Settings(BaseSettings):
     batch_poll_max_s: float = Field(default=600.0, gt=0)
     batch_inline_max_bytes: int = Field(default=DEFAULT_BATCH_INLINE_MAX_BYTES, ge=0)
     batch_max_lines: int = Field(default=2000, ge=1)
-    # HTTP API (`editqueue api`) and webhooks
-    api_tokens: SecretStr | None = Field(default=None, description="token=tenant,... (bearer)")
-    api_max_body_bytes: int = Field(default=DEFAULT_API_MAX_BODY_BYTES, gt=0)
-    api_presign_images: bool = Field(default=True, description="redirect image GETs to S3")
+    # HTTP API (`editqueue api`) and webhooks. The HTTP API's fields are `http_*` in Python; their
+    # variables keep the documented names EDITQUEUE_API_* (`_http_env`).
+    http_tokens: SecretStr | None = Field(
+        default=None, description="token=tenant,... (bearer)", validation_alias=_http_env("tokens")
+    )
+    http_max_body_bytes: int = Field(
+        default=DEFAULT_HTTP_MAX_BODY_BYTES, gt=0, validation_alias=_http_env("max_body_bytes")
+    )
+    http_presign_images: bool = Field(
+        default=True,
+        description="redirect image GETs to S3",
+        validation_alias=_http_env("presign_images"),
+    )
     webhook_secret: SecretStr | None = Field(default=None, description="whsec_<base64>")
     webhook_allow_cidrs: str = Field(
         default="", description="networks webhooks may reach despite the rules, e.g. 127.0.0.0/8"
     )
-    api_public_url: str | None = Field(
-        default=None, description="base of the URLs answers carry (never taken from Host)"
+    http_public_url: str | None = Field(
+        default=None,
+        description="base of the URLs answers carry (never taken from Host)",
+        validation_alias=_http_env("public_url"),
     )
-    api_header_timeout_s: float = Field(default=DEFAULT_API_HEADER_TIMEOUT_S, gt=0)
-    api_body_timeout_s: float = Field(default=DEFAULT_API_BODY_TIMEOUT_S, gt=0)
-    api_max_concurrency: int = Field(default=DEFAULT_API_MAX_CONCURRENCY, ge=1)
-    api_max_body_bytes_in_flight: int = Field(
-        default=DEFAULT_API_MAX_BODY_BYTES_IN_FLIGHT, gt=0, description="all requests' bodies"
+    http_header_timeout_s: float = Field(
+        default=DEFAULT_HTTP_HEADER_TIMEOUT_S, gt=0, validation_alias=_http_env("header_timeout_s")
     )
-    api_shutdown_s: float = Field(default=DEFAULT_API_SHUTDOWN_S, gt=0)
+    http_body_timeout_s: float = Field(
+        default=DEFAULT_HTTP_BODY_TIMEOUT_S, gt=0, validation_alias=_http_env("body_timeout_s")
+    )
+    http_max_concurrency: int = Field(
+        default=DEFAULT_HTTP_MAX_CONCURRENCY, ge=1, validation_alias=_http_env("max_concurrency")
+    )
+    http_max_body_bytes_in_flight: int = Field(
+        default=DEFAULT_HTTP_MAX_BODY_BYTES_IN_FLIGHT,
+        gt=0,
+        description="all requests' bodies",
+        validation_alias=_http_env("max_body_bytes_in_flight"),
+    )
+    http_shutdown_s: float = Field(
+        default=DEFAULT_HTTP_SHUTDOWN_S, gt=0, validation_alias=_http_env("shutdown_s")
+    )
     # Limits on what one session may ask for
     max_turns: int = Field(default=DEFAULT_MAX_TURNS, ge=1)
     max_prompt_chars: int = Field(default=DEFAULT_MAX_PROMPT_CHARS, ge=1)

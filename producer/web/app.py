@@ -44,7 +44,7 @@ def create_app(
     app.state.services = services
     app.state.tokens = tokens
     app.state.resolver = resolver
-    app.state.public_url = settings.api_public_url or DEFAULT_PUBLIC_URL
+    app.state.public_url = settings.http_public_url or DEFAULT_PUBLIC_URL
     install_handlers(app)
     app.include_router(routes.router)
     app.include_router(gallery.router)
@@ -58,14 +58,14 @@ def create_app(
     app.add_middleware(IdempotencyMiddleware, keys=keys, tokens=tokens)
     app.add_middleware(
         BodyLimitMiddleware,
-        max_bytes=settings.api_max_body_bytes,
-        timeout_s=settings.api_body_timeout_s,
+        max_bytes=settings.http_max_body_bytes,
+        timeout_s=settings.http_body_timeout_s,
     )
     app.add_middleware(
         ConcurrencyLimitMiddleware,
-        limit=settings.api_max_concurrency,
-        body_budget=settings.api_max_body_bytes_in_flight,
-        max_body=settings.api_max_body_bytes,
+        limit=settings.http_max_concurrency,
+        body_budget=settings.http_max_body_bytes_in_flight,
+        max_body=settings.http_max_body_bytes,
     )
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

@@ -66,7 +66,7 @@ class TokenTable:
     @classmethod
     def from_settings(cls, settings: Settings) -> TokenTable:
         """The tokens of `EDITQUEUE_API_TOKENS` (none when unset or empty)."""
-        secret = settings.api_tokens
+        secret = settings.http_tokens
         tokens = parse_tokens(secret.get_secret_value()) if secret else {}
         return cls(tokens, settings.operator_tenant)
 

@@ -30,7 +30,7 @@ def image_response(services: Services, sid: str, index: int) -> Response:
         raise ApiError(404, "not_found", f"turn {index} of {sid} has no image (yet)")
     sha, mime = result.image.blob, result.image.mime_type
     store = services.repo.store
-    if services.settings.api_presign_images and isinstance(store, Presigner):
+    if services.settings.http_presign_images and isinstance(store, Presigner):
         url = store.presigned_url(blob_key(sha), PRESIGN_EXPIRES_S, content_type=mime)
         cache = f"private, max-age={PRESIGN_EXPIRES_S // 3}"
         return RedirectResponse(url, status_code=307, headers={"cache-control": cache})

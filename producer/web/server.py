@@ -47,8 +47,8 @@ def bind_host(requested: str, tokens: TokenTable) -> tuple[str, str | None]:
 
 def public_url(settings: Settings, host: str, port: int) -> str:
     """The base of the URLs answers carry: `EDITQUEUE_API_PUBLIC_URL`, else where we listen."""
-    if settings.api_public_url:
-        return settings.api_public_url
+    if settings.http_public_url:
+        return settings.http_public_url
     if host in WILDCARD_HOSTS:  # not an address a client can use: name this machine's loopback
         click.echo(
             f"EDITQUEUE_API_PUBLIC_URL is unset: links in answers use http://127.0.0.1:{port}; "
@@ -69,7 +69,7 @@ def start_observability(settings: Settings) -> None:
 
 
 def serve(settings: Settings, host: str, port: int) -> None:
-    """Run the API until interrupted (SIGTERM: in-flight requests get `api_shutdown_s`)."""
+    """Run the API until interrupted (SIGTERM: in-flight requests get `http_shutdown_s`)."""
     tokens = TokenTable.from_settings(settings)
     signing_key(settings)  # refuse a malformed EDITQUEUE_WEBHOOK_SECRET at start
     allowed_networks(settings)  # and a malformed EDITQUEUE_WEBHOOK_ALLOW_CIDRS
@@ -77,7 +77,7 @@ def serve(settings: Settings, host: str, port: int) -> None:
     if notice:
         click.echo(notice, err=True)
     start_observability(settings)
-    settings = settings.model_copy(update={"api_public_url": public_url(settings, host, port)})
+    settings = settings.model_copy(update={"http_public_url": public_url(settings, host, port)})
     services = build_services(settings)
     keys = Idempotency(idempotency_store_for(settings))
     app = create_app(services, tokens, keys)
@@ -88,11 +88,11 @@ def serve(settings: Settings, host: str, port: int) -> None:
         log_level="info",
         server_header=False,
         log_config=None,  # uvicorn's records go through the root handler: EDITQUEUE_LOG_FORMAT
-        http=header_deadline_protocol(settings.api_header_timeout_s),
+        http=header_deadline_protocol(settings.http_header_timeout_s),
         timeout_keep_alive=KEEP_ALIVE_S,
-        timeout_graceful_shutdown=math.ceil(settings.api_shutdown_s),
+        timeout_graceful_shutdown=math.ceil(settings.http_shutdown_s),
         # Connections beyond this are answered 503 by uvicorn itself; requests in flight are
         # limited lower by ConcurrencyLimitMiddleware (which says Retry-After).
-        limit_concurrency=settings.api_max_concurrency * CONNECTIONS_PER_SLOT,
+        limit_concurrency=settings.http_max_concurrency * CONNECTIONS_PER_SLOT,
         backlog=BACKLOG,
     )

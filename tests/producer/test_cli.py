@@ -239,6 +239,17 @@ def test_export_writes_the_report(services: Services, tmp_path: Path) -> None:
     assert (tmp_path / "x" / "report.html").is_file()
 
 
+def test_an_invalid_http_api_setting_is_named_by_its_documented_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("EDITQUEUE_API_MAX_CONCURRENCY", "0")
+
+    result = invoke(None, "status")
+
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: invalid settings: EDITQUEUE_API_MAX_CONCURRENCY:")
+
+
 def test_invalid_settings_exit_2_without_echoing_values(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("EDITQUEUE_API_TIMEOUT_S", "soon")
 

@@ -70,6 +70,21 @@ def test_defaults_without_any_environment() -> None:
             {"gemini-3-pro-image": {"4K": 0.3}},
         ),
         ("editqueue_model", "lower-case-works", "model", "lower-case-works"),
+        # The HTTP API's fields are http_* in Python; the documented variables stay EDITQUEUE_API_*.
+        ("EDITQUEUE_API_MAX_BODY_BYTES", "1000", "http_max_body_bytes", 1000),
+        ("EDITQUEUE_API_PRESIGN_IMAGES", "false", "http_presign_images", False),
+        (
+            "EDITQUEUE_API_PUBLIC_URL",
+            "https://eq.example.test",
+            "http_public_url",
+            "https://eq.example.test",
+        ),
+        ("EDITQUEUE_API_HEADER_TIMEOUT_S", "2", "http_header_timeout_s", 2.0),
+        ("EDITQUEUE_API_BODY_TIMEOUT_S", "3", "http_body_timeout_s", 3.0),
+        ("EDITQUEUE_API_MAX_CONCURRENCY", "4", "http_max_concurrency", 4),
+        ("EDITQUEUE_API_MAX_BODY_BYTES_IN_FLIGHT", "5000", "http_max_body_bytes_in_flight", 5000),
+        ("EDITQUEUE_API_SHUTDOWN_S", "6", "http_shutdown_s", 6.0),
+        ("editqueue_api_max_concurrency", "7", "http_max_concurrency", 7),
     ],
 )
 def test_each_setting_comes_from_its_environment_variable(
@@ -162,6 +177,16 @@ def test_an_invalid_value_is_refused_and_named(
         load_settings()
     assert field in str(caught.value)
     assert KEY not in str(caught.value)
+
+
+def test_the_http_api_tokens_come_from_their_documented_variable_as_a_secret(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("EDITQUEUE_API_TOKENS", "tok-0123456789abcdef=acme")
+    settings = load_settings()
+    assert isinstance(settings.http_tokens, SecretStr)
+    assert settings.http_tokens.get_secret_value() == "tok-0123456789abcdef=acme"
+    assert load_settings(http_max_concurrency=3).http_max_concurrency == 3  # by field name
 
 
 def test_settings_are_frozen() -> None:

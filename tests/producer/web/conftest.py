@@ -58,9 +58,9 @@ def make_client(
     def build(tokens: str | None = TOKENS, **settings: Any) -> TestClient:
         base = make_services(tmp_path, enqueuer)
         update: dict[str, Any] = {
-            "api_tokens": SecretStr(tokens) if tokens is not None else None,
+            "http_tokens": SecretStr(tokens) if tokens is not None else None,
             "webhook_secret": SecretStr(SECRET),
-            "api_public_url": "http://testserver",
+            "http_public_url": "http://testserver",
             **settings,
         }
         services = dataclasses.replace(

@@ -17,7 +17,7 @@ WEB = Path(__file__).resolve().parents[3] / "producer" / "web"
 
 
 def test_a_body_over_the_limit_is_413_before_parsing(make_client: MakeClient) -> None:
-    client = make_client(api_max_body_bytes=1000)
+    client = make_client(http_max_body_bytes=1000)
     body = spec_body("x" * 2000)
 
     declared = client.post("/v1/sessions", json=body, headers=bearer(ACME))
@@ -27,7 +27,7 @@ def test_a_body_over_the_limit_is_413_before_parsing(make_client: MakeClient) ->
 
 
 def test_a_chunked_body_is_counted_and_refused_too(make_client: MakeClient) -> None:
-    client = make_client(api_max_body_bytes=1000)
+    client = make_client(http_max_body_bytes=1000)
 
     def chunks() -> Iterator[bytes]:
         yield b'{"turns": [{"prompt": "'
@@ -45,7 +45,7 @@ def test_a_chunked_body_is_counted_and_refused_too(make_client: MakeClient) -> N
 
 
 def test_a_body_under_the_limit_passes(make_client: MakeClient) -> None:
-    client = make_client(api_max_body_bytes=1000)
+    client = make_client(http_max_body_bytes=1000)
     assert (
         client.post("/v1/sessions", json=spec_body("a room"), headers=bearer(ACME)).status_code
         == 201
@@ -125,7 +125,7 @@ def test_the_public_url_is_the_setting_else_an_address_clients_can_use() -> None
     from producer.web.server import public_url
     from shared.config import load_settings
 
-    configured = load_settings(api_public_url="https://eq.example.test")
+    configured = load_settings(http_public_url="https://eq.example.test")
     unset = load_settings()
 
     assert public_url(configured, "0.0.0.0", 8000) == "https://eq.example.test"
