@@ -278,7 +278,7 @@ class TurnResult(Strict):
     # only the new input sent) or seed (a new interaction carrying the history from S3).
     transport: str | None = None
     interaction_id: str | None = None  # recorded only with the committed answer: the chain
-    interaction_expires_at: datetime | None = None  # our estimate (see shared/interaction_payload)
+    interaction_expires_at: datetime | None = None  # our estimate (see worker/interaction_payload)
     upload_bytes: int | None = Field(default=None, ge=0)  # request body bytes sent for it
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeAlias, TypeVar, cast
+from urllib.parse import urlparse
 
 import redis
 from redis.sentinel import Sentinel
@@ -12,7 +13,34 @@ from redis.sentinel import Sentinel
 from shared.coordination import LiveTurn, with_beat
 from shared.errors import StorageUnavailable
 from shared.keys import REDIS_PREFIX
-from shared.redis_url import is_sentinel, sentinel_parts
+
+# Broker URLs that name Redis Sentinels rather than one Redis, in kombu's form
+#     sentinel://[:password@]host:port[/db];sentinel://host2:port2;...
+# The password and db of the first URL that gives them apply to the master
+# (kombu reads them the same way); the Sentinels themselves are asked without a password.
+SENTINEL_SCHEME = "sentinel://"
+DEFAULT_SENTINEL_PORT = 26379
+
+
+def is_sentinel(url: str) -> bool:
+    """True when the URL names Sentinels rather than one Redis."""
+    return url.startswith(SENTINEL_SCHEME)
+
+
+def sentinel_parts(url: str) -> tuple[list[tuple[str, int]], int, str | None]:
+    """(Sentinel addresses, db, master password) of a `sentinel://` URL; ValueError if bad."""
+    hosts: list[tuple[str, int]] = []
+    db, password = 0, None
+    for part in url.split(";"):
+        parsed = urlparse(part.strip())
+        if parsed.scheme != "sentinel" or not parsed.hostname:
+            raise ValueError(f"{part!r} is not sentinel://host:port")
+        hosts.append((parsed.hostname, parsed.port or DEFAULT_SENTINEL_PORT))
+        if parsed.path.strip("/"):
+            db = int(parsed.path.strip("/"))
+        password = password or parsed.password
+    return hosts, db, password
+
 
 T = TypeVar("T")
 PREFIX = REDIS_PREFIX

@@ -66,9 +66,9 @@ def setup(
     exporter = settings.otel_exporter
     if trace is None or (exporter is None and span_exporter is None):
         return False
-    from shared.tracing_sdk import install_providers
-
-    install_providers(settings.otel_service_name or service, exporter, span_exporter, metric_reader)
+    _install_providers(
+        settings.otel_service_name or service, exporter, span_exporter, metric_reader
+    )
     _instruments.clear()
     return True
 
@@ -175,3 +175,41 @@ def _genai_instruments() -> tuple[Any, Any]:
             explicit_bucket_boundaries_advisory=[float(b) for b in TOKEN_BUCKETS],
         )
     return _instruments["duration"], _instruments["tokens"]
+
+
+def _exporters(exporter: str | None) -> tuple[Any, Any]:
+    """(span exporter, metric exporter) for `OTEL_EXPORTER`: `console`, else OTLP over HTTP."""
+    if exporter == "console":
+        from opentelemetry.sdk.metrics.export import ConsoleMetricExporter
+        from opentelemetry.sdk.trace.export import ConsoleSpanExporter
+
+        return ConsoleSpanExporter(), ConsoleMetricExporter()
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    return OTLPSpanExporter(), OTLPMetricExporter()
+
+
+def _install_providers(
+    service: str, exporter: str | None, span_exporter: Any = None, metric_reader: Any = None
+) -> None:
+    """Global tracer and meter providers (the SDK, imported only here); given exporters (tests)
+    are used as they are. The SDK itself reads the other standard variables (OTEL_SERVICE_NAME,
+    OTEL_RESOURCE_ATTRIBUTES, OTEL_EXPORTER_OTLP_ENDPOINT and _HEADERS ...)."""
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+    from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+
+    resource = Resource.create({SERVICE_NAME: service})
+    tracer_provider = TracerProvider(resource=resource)
+    if span_exporter is not None:
+        tracer_provider.add_span_processor(SimpleSpanProcessor(span_exporter))
+        readers = [metric_reader] if metric_reader is not None else []
+    else:
+        spans, points = _exporters(exporter)
+        tracer_provider.add_span_processor(BatchSpanProcessor(spans))
+        readers = [PeriodicExportingMetricReader(points)]
+    trace.set_tracer_provider(tracer_provider)
+    otel_metrics.set_meter_provider(MeterProvider(resource=resource, metric_readers=readers))

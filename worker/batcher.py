@@ -25,9 +25,9 @@ from typing import Any
 
 from shared.coordination import LiveTurn
 from shared.errors import PermanentError, ServerError, TransientError
-from shared.gemini_batch import BatchApi
 from shared.models import TurnState
 from shared.waves import WaveLine, WaveRecord, WaveRepository
+from worker.gemini_batch import BatchApi
 from worker.wave_build import (
     Prepared,
     file_body,

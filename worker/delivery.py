@@ -19,11 +19,11 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from shared import outbox
+from shared import webhook_sink
 from shared.errors import InvalidSpec, ObjectNotFound, WebhookRefused, WebhookUnreachable
 from shared.events import Event
-from shared.outbox import WebhookQueue
 from shared.services import Services
+from shared.webhook_sink import WebhookQueue
 from shared.webhook_target import allowed_networks, system_resolver
 from shared.webhooks import (
     DELIVERY_TIMEOUT_S,
@@ -96,7 +96,7 @@ class WebhookDelivery:
             return Delivery.WAITING
         store = self.services.repo.store
         if store.exists(delivery_key(sid, event_id)):
-            outbox.finish(store, sid, event_id)
+            webhook_sink.finish(store, sid, event_id)
             return Delivery.ALREADY_DONE
         try:
             event = Event.model_validate_json(store.get(event_key(sid, event_id)))
@@ -104,7 +104,7 @@ class WebhookDelivery:
             return Delivery.MISSING  # the outbox sweep drops its entry
         url = self.services.repo.session(sid).webhook_url
         if url is None:
-            outbox.finish(store, sid, event_id)
+            webhook_sink.finish(store, sid, event_id)
             return Delivery.NO_WEBHOOK
         lease = f"webhook:{event_id}"
         if not self.services.coord.acquire_lease(
@@ -130,10 +130,10 @@ class WebhookDelivery:
             )
             return Delivery.GAVE_UP
         due_at = self.clock() + delay
-        entry = outbox.OutboxEntry(
+        entry = webhook_sink.OutboxEntry(
             session_id=sid, event_id=event.event_id, attempt=attempt + 1, due_at=due_at
         )
-        outbox.put_entry(self.services.repo.store, entry)  # the sweep knows what comes next
+        webhook_sink.put_entry(self.services.repo.store, entry)  # the sweep knows what comes next
         self._schedule(sid, event.event_id, attempt + 1, due_at)
         log.warning(
             "webhook %s attempt %d: %s; next in %.0fs", event.event_id, attempt, error, delay
@@ -182,4 +182,4 @@ class WebhookDelivery:
         )
         store = self.services.repo.store
         store.put_if_absent(delivery_key(sid, event_id), record.model_dump_json().encode())
-        outbox.finish(store, sid, event_id)
+        webhook_sink.finish(store, sid, event_id)

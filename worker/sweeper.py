@@ -11,9 +11,8 @@ import uuid
 from collections.abc import Callable
 
 from shared.config import Settings
-from shared.outbox import sweep_outbox
 from shared.reconcile import reconcile, sweep_parked
-from shared.webhook_sink import webhook_queue_for
+from shared.webhook_sink import sweep_outbox, webhook_queue_for
 from shared.webhooks import DELIVERY_TIMEOUT_S
 from worker.batcher import Batcher
 from worker.heartbeat import BEATS_PER_TTL

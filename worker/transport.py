@@ -12,10 +12,10 @@ from typing import Any
 from shared.broker import LANE_FLEX
 from shared.errors import BadRequest, InteractionGone
 from shared.history import request_payload
-from shared.interaction_payload import chain_alive, chained_payload, expires_at, seeded_payload
 from shared.models import HistoryPolicy, SessionRecord, Transport, TurnResult
 from shared.responses import ApiResponse
 from shared.sessions import SessionSnapshot
+from worker.interaction_payload import chain_alive, chained_payload, expires_at, seeded_payload
 
 
 class Mode(StrEnum):

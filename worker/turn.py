@@ -32,7 +32,6 @@ from shared.errors import (
 )
 from shared.events import EventKind, make_event
 from shared.history import check_fits, effective_size, estimate_tokens
-from shared.interactions import InteractionsClient
 from shared.models import Tier, TurnRequest, TurnResult
 from shared.responses import ApiResponse, ReturnedPart, check_response
 from shared.sessions import SessionSnapshot
@@ -40,6 +39,7 @@ from worker.actions import Attempt, Fail, Park, Requeue, Stop, action_for
 from worker.effects import TurnEffects
 from worker.failpoints import failpoint
 from worker.heartbeat import heartbeat_for, lease_key
+from worker.interactions import InteractionsClient
 from worker.observe import TurnObservation
 from worker.request_body import StreamingBody
 from worker.results import build_result

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from shared.errors import MalformedResponse
-from shared.gemini_batch import BatchApi
+from worker.gemini_batch import BatchApi
 
 log = logging.getLogger("editqueue.batcher")
 

@@ -15,12 +15,12 @@ from typing import Any
 from shared.config import Settings, load_settings
 from shared.coordination import Coordinator
 from shared.gemini import GeminiClient, HttpGeminiClient
-from shared.gemini_batch import BatchApi, HttpBatchApi
-from shared.interactions import HttpInteractionsClient, InteractionsClient
 from shared.redis_state import RedisClient
 from shared.services import APP_CORE_ATTR, Services, build_services
 from worker.budget import BudgetLedger, MemoryLedger, RedisLedger
 from worker.gate import CallGate, MemoryGate, OpenGate, RedisGate
+from worker.gemini_batch import BatchApi, HttpBatchApi
+from worker.interactions import HttpInteractionsClient, InteractionsClient
 
 APP_ATTR = "editqueue_wiring"
 

@@ -19,9 +19,9 @@ import pytest
 
 from shared.events import EventKind, make_event
 from shared.models import SessionRecord
-from shared.outbox import OutboxEntry, outbox_key, put_entry
 from shared.s3 import S3Store
 from shared.sessions import SessionRepository
+from shared.webhook_sink import OutboxEntry, outbox_key, put_entry
 from shared.webhooks import delivery_key, event_key
 from tests.integration.services import Stack, wait_until
 from tests.integration.test_http_api import WEBHOOK_SECRET

@@ -13,9 +13,9 @@ from click.testing import CliRunner
 from producer.cli import main
 from shared.config import load_settings
 from shared.gemini import HttpGeminiClient
-from shared.gemini_batch import HttpBatchApi
-from shared.interactions import HttpInteractionsClient
 from shared.services import build_services, default_blob_dir
+from worker.gemini_batch import HttpBatchApi
+from worker.interactions import HttpInteractionsClient
 
 
 def _refuse(*_: Any, **__: Any) -> None:

@@ -11,11 +11,11 @@ import pytest
 
 from emulator import EmulatorConfig, RunningEmulator, start_emulator
 from shared.dispatch import dispatch
-from shared.gemini_batch import HttpBatchApi
 from shared.models import SessionRecord, Tier, TurnRequest
 from shared.waves import WaveRepository
 from tests.worker.conftest import NOW, World, make_world
 from worker.batcher import Batcher
+from worker.gemini_batch import HttpBatchApi
 
 MODEL = "gemini-3.1-flash-image"
 

@@ -7,8 +7,7 @@ from pathlib import Path
 
 from shared.errors import BrokerUnavailable
 from shared.events import EventKind, make_event
-from shared.outbox import OUTBOX, OutboxEntry, outbox_key, sweep_outbox
-from shared.webhook_sink import WebhookSink
+from shared.webhook_sink import OUTBOX, OutboxEntry, WebhookSink, outbox_key, sweep_outbox
 from shared.webhooks import event_key
 from tests.worker.conftest import World, make_world
 from tests.worker.test_webhooks import NOW, SECRET, URL, Queue, Receiver

@@ -10,12 +10,12 @@ import pytest
 
 from shared.errors import Blocked, NoImage
 from shared.history import BlobData
-from shared.interaction_payload import expires_at
-from shared.interactions import _is_gone, parse_interaction
 from shared.models import HistoryPolicy, Transport
 from shared.responses import check_response
 from shared.sessions import SessionSnapshot
 from tests.shared.test_history import NOW, blob, record, request, result
+from worker.interaction_payload import expires_at
+from worker.interactions import _is_gone, parse_interaction
 from worker.transport import Mode, first_plan, orphaned, seed_plan
 
 
