@@ -24,9 +24,9 @@ from shared.errors import InvalidSpec, ObjectNotFound, WebhookRefused, WebhookUn
 from shared.events import Event
 from shared.services import Services
 from shared.webhook_sink import WebhookQueue
-from shared.webhook_target import allowed_networks, system_resolver
 from shared.webhooks import (
     DELIVERY_TIMEOUT_S,
+    allowed_networks,
     delivery_key,
     event_key,
     hop_s,
@@ -34,6 +34,7 @@ from shared.webhooks import (
     retry_delay_s,
     signed_headers,
     signing_key,
+    system_resolver,
 )
 from worker.webhook_http import post_webhook
 

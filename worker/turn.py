@@ -173,7 +173,7 @@ class TurnRunner:
     def _under_lease(self, turn: Turn, effects: TurnEffects) -> Outcome:
         sid, index = turn.sid, turn.index
         # One listing of the session answers steps 1-3 and is the history of step 4; objects
-        # this machine read or wrote before come from its cache (shared/object_cache.py).
+        # this machine read or wrote before come from its cache (shared/blobcache.py).
         with tracing.span("load history", editqueue__turn=index):
             turn.snap = snap = self.services.repo.snapshot(sid, through=index)
         if index in snap.results:  # 1. done already (a redelivery)

@@ -1,4 +1,4 @@
-"""The webhook POST over HTTP, to the address that was checked (`shared/webhook_target.py`).
+"""The webhook POST over HTTP, to the address that was checked (`shared/webhooks.py`).
 
 Kept apart from the Gemini client on purpose: a different peer (the tenant's receiver), a short
 fixed timeout, no redirects followed, no proxy environment (urllib3 reads none; requests would
@@ -15,8 +15,7 @@ from typing import Any
 import urllib3
 
 from shared.errors import WebhookUnreachable
-from shared.webhook_target import Destination, Network, Resolver, check_destination
-from shared.webhooks import DELIVERY_TIMEOUT_S
+from shared.webhooks import DELIVERY_TIMEOUT_S, Destination, Network, Resolver, check_destination
 
 CONNECT_TIMEOUT_S = 5.0
 MAX_ERROR_CHARS = 200

@@ -17,7 +17,7 @@ from producer.web.idempotency import Idempotency
 from producer.web.idempotent import IdempotencyMiddleware
 from producer.web.schemas import CreateSession, Health, HttpTurn
 from shared.services import Services
-from shared.webhook_target import Resolver, system_resolver
+from shared.webhooks import Resolver, system_resolver
 
 TITLE = "editqueue"
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"  # `editqueue api` sets its own address when unset

@@ -45,8 +45,7 @@ from shared.config import Settings
 from shared.errors import SessionExists, WebhookRefused
 from shared.models import SessionState, TurnSpec, scoped_session_id
 from shared.services import Services
-from shared.webhook_target import Resolver, allowed_networks, check_destination
-from shared.webhooks import signing_key
+from shared.webhooks import Resolver, allowed_networks, check_destination, signing_key
 
 router = APIRouter(prefix="/v1", tags=["sessions"])
 _URL = TypeAdapter(HttpUrl)

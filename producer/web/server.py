@@ -18,8 +18,7 @@ from producer.web.idempotency import Idempotency, idempotency_store_for
 from shared import logs, metrics_http
 from shared.config import Settings
 from shared.services import build_services
-from shared.webhook_target import allowed_networks
-from shared.webhooks import signing_key
+from shared.webhooks import allowed_networks, signing_key
 
 KEEP_ALIVE_S = 5
 CONNECTIONS_PER_SLOT = 8

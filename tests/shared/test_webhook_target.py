@@ -11,7 +11,7 @@ import pytest
 
 from shared.config import load_settings
 from shared.errors import InvalidSpec, WebhookRefused
-from shared.webhook_target import allowed_networks, check_destination
+from shared.webhooks import allowed_networks, check_destination
 
 STUB = {
     "hooks.example": ["203.0.113.7"],
