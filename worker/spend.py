@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from shared.catalog import profile_for
-from shared.cost import turn_cost_usd
+from shared.catalog import profile_for, turn_cost_usd
 from shared.history import effective_size, estimate_tokens
 from shared.metrics import record_budget
 from shared.sessions import SessionRepository, SessionSnapshot

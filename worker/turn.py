@@ -18,8 +18,7 @@ from enum import StrEnum
 from shared import tracing
 from shared.advice import raise_budget
 from shared.broker import LANE_STANDARD
-from shared.catalog import profile_for
-from shared.cost import turn_cost_usd
+from shared.catalog import profile_for, turn_cost_usd
 from shared.errors import (
     BadRequest,
     EditQueueError,

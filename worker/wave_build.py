@@ -13,8 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from shared.broker import LANE_BATCH
-from shared.catalog import profile_for
-from shared.cost import turn_cost_usd
+from shared.catalog import profile_for, turn_cost_usd
 from shared.errors import OverBudget, PermanentError
 from shared.history import check_fits, effective_size, estimate_tokens, request_payload
 from shared.sessions import SessionSnapshot

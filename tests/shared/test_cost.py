@@ -4,8 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from shared.catalog import FLASH_25, LITE, NB2, PRO, ModelProfile, profile_for
-from shared.cost import INPUT_USD_PER_MTOK, image_price_usd, turn_cost_usd
+from shared.catalog import (
+    FLASH_25,
+    INPUT_USD_PER_MTOK,
+    LITE,
+    NB2,
+    PRO,
+    ModelProfile,
+    image_price_usd,
+    profile_for,
+    turn_cost_usd,
+)
 
 
 @pytest.mark.parametrize(
