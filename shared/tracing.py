@@ -1,4 +1,10 @@
-"""OpenTelemetry traces and GenAI client metrics: optional, off unless OTEL_* variables ask.
+"""Telemetry: log records (plain text or JSON lines) and OpenTelemetry traces and GenAI metrics.
+
+`EDITQUEUE_LOG_FORMAT=json` makes each log record a JSON object with an ISO-8601 UTC `timestamp`,
+`levelname`, `name`, `message` and the record's extra fields (the per-attempt turn line carries
+session_id, turn, attempt, outcome, latency_s, tokens, cost_usd, reason ...).
+
+Traces and GenAI client metrics are optional, off unless OTEL_* variables ask.
 
 Without the `otel` extra installed every helper here is a no-op; installed but not configured,
 the API's default providers make spans non-recording. `setup` installs the SDK's providers with
@@ -16,6 +22,8 @@ import contextlib
 import logging
 from collections.abc import Iterator
 from typing import Any
+
+from pythonjsonlogger.json import JsonFormatter
 
 from shared.config import Settings
 
@@ -213,3 +221,29 @@ def _install_providers(
         readers = [PeriodicExportingMetricReader(points)]
     trace.set_tracer_provider(tracer_provider)
     otel_metrics.set_meter_provider(MeterProvider(resource=resource, metric_readers=readers))
+
+
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+JSON_FIELDS = "%(levelname)s %(name)s %(message)s"
+
+
+def log_formatter(log_format: str) -> logging.Formatter:
+    """The formatter for `text` or `json`."""
+    if log_format == "json":
+        return JsonFormatter(JSON_FIELDS, timestamp=True)
+    return logging.Formatter(TEXT_FORMAT)
+
+
+class _Handler(logging.StreamHandler):  # type: ignore[type-arg]
+    """editqueue's root handler (so configuring again replaces it, and nothing else)."""
+
+
+def configure_logs(settings: Settings, level: int = logging.INFO) -> None:
+    """editqueue's handler on the root logger, in the configured format."""
+    handler = _Handler()
+    handler.setFormatter(log_formatter(settings.log_format))
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if isinstance(h, _Handler)]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level)

@@ -8,7 +8,7 @@ from typing import Any
 from celery import Celery
 from celery.signals import worker_init, worker_ready, worker_shutdown
 
-from shared import logs
+from shared import tracing
 from shared.broker import make_celery
 from shared.config import Settings, load_settings
 from shared.errors import StartupRefused
@@ -69,7 +69,7 @@ def _check_before_consuming(sender: Any = None, **_: Any) -> None:
 def _app() -> Celery:
     try:
         settings = load_settings()
-        logs.configure(settings)
+        tracing.configure_logs(settings)
         telemetry.install(settings)
         return create_app(settings)
     except ValueError as exc:  # a setting out of range: refused like the start-up checks

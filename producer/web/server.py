@@ -15,7 +15,7 @@ from producer.web.admission import header_deadline_protocol
 from producer.web.app import create_app
 from producer.web.auth import TokenTable
 from producer.web.idempotency import Idempotency, idempotency_store_for
-from shared import logs, metrics_http
+from shared import metrics_http, tracing
 from shared.config import Settings
 from shared.services import build_services
 from shared.webhooks import allowed_networks, signing_key
@@ -64,7 +64,7 @@ def start_observability(settings: Settings) -> None:
     if settings.metrics_port:
         metrics_http.use_multiprocess(settings)
         metrics_http.serve(settings.metrics_port)
-    logs.configure(settings)
+    tracing.configure_logs(settings)
 
 
 def serve(settings: Settings, host: str, port: int) -> None:

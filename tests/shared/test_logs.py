@@ -9,7 +9,7 @@ from datetime import datetime
 import pytest
 
 from shared.config import Settings
-from shared.logs import formatter
+from shared.tracing import log_formatter
 
 
 def record(**extra: object) -> logging.LogRecord:
@@ -21,7 +21,7 @@ def record(**extra: object) -> logging.LogRecord:
 
 
 def test_json_format_is_one_object_with_an_iso_timestamp_and_the_extra_fields() -> None:
-    line = formatter("json").format(record(session_id="s1", turn=2, park_until=None))
+    line = log_formatter("json").format(record(session_id="s1", turn=2, park_until=None))
 
     data = json.loads(line)
 
@@ -32,7 +32,7 @@ def test_json_format_is_one_object_with_an_iso_timestamp_and_the_extra_fields() 
 
 
 def test_text_format_is_the_plain_line() -> None:
-    assert formatter("text").format(record()).endswith("WARNING editqueue.turn turn s1/2 x")
+    assert log_formatter("text").format(record()).endswith("WARNING editqueue.turn turn s1/2 x")
 
 
 @pytest.mark.parametrize(
