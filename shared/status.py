@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 
-from shared.colours import named_colour
 from shared.coordination import LiveTurn
 from shared.models import (
     AttemptRecord,
@@ -17,7 +16,7 @@ from shared.models import (
     TurnStatus,
 )
 from shared.sessions import SessionSnapshot
-from shared.verdicts import QualityRow, QualityThresholds, assess
+from shared.verdicts import QualityRow, QualityThresholds, assess, named_colour
 
 DEFAULT_THRESHOLDS = QualityThresholds()
 WORKER_LOST = "worker_lost"

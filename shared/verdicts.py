@@ -5,10 +5,17 @@ out. Every check has two limits: within the first the axis is `strong`, within t
 beyond it `weak`; an axis takes the worst of its checks. An axis the prompt excuses (a reframe
 asked for, a new look asked for) or that has nothing to measure has no verdict (None).
 Verdicts are computed when the status is read, so changing a threshold re-judges stored sessions.
+
+The colour a prompt names (precision's target) is read here too: `#RRGGBB` or a small table of
+names. A hex code in the prompt wins over a name; of several names the longest ("sage green"
+before "green") and then the first wins. A name counts only when the prompt is about colour
+(paint, colour, tint ...): "a lamp with an orange glow" asks for no colour match. Its distance to
+the pixels is measured by the worker (worker/colours.py: ΔE2000, scikit-image).
 """
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -210,3 +217,62 @@ def assess(
         drift=drift(metrics, thresholds),
         quality=quality(metrics, trends, thresholds),
     )
+
+
+# The colour a prompt names: precision's target (measured by worker/quality.py).
+Rgb = tuple[int, int, int]
+
+HEX_RE = re.compile(r"#([0-9a-fA-F]{6})\b")
+# Common interior and paint names with a typical sRGB value (CSS values where CSS has the name).
+NAMED_COLOURS: dict[str, str] = {
+    "white": "#FFFFFF",
+    "off-white": "#F5F3EE",
+    "black": "#000000",
+    "charcoal": "#36454F",
+    "grey": "#808080",
+    "gray": "#808080",
+    "red": "#FF0000",
+    "burgundy": "#800020",
+    "terracotta": "#E2725B",
+    "orange": "#FFA500",
+    "yellow": "#FFFF00",
+    "mustard": "#E1AD01",
+    "cream": "#FFFDD0",
+    "beige": "#F5F5DC",
+    "ivory": "#FFFFF0",
+    "brown": "#8B4513",
+    "olive": "#808000",
+    "green": "#008000",
+    "sage": "#9CAF88",
+    "sage green": "#9CAF88",
+    "teal": "#008080",
+    "blue": "#0000FF",
+    "navy": "#000080",
+    "navy blue": "#000080",
+    "sky blue": "#87CEEB",
+    "lavender": "#E6E6FA",
+    "purple": "#800080",
+    "pink": "#FFC0CB",
+}
+COLOUR_WORDS_RE = re.compile(r"\b(?:re)?(?:paint|colou?r|tint|dye|stain)(?:ed|s|ing)?\b", re.I)
+_NAMES_RE = re.compile(
+    r"\b(" + "|".join(re.escape(n) for n in sorted(NAMED_COLOURS, key=len, reverse=True)) + r")\b",
+    re.IGNORECASE,
+)
+
+
+def parse_hex(text: str) -> Rgb:
+    """`#8FAF8A` -> (143, 175, 138)."""
+    digits = text.lstrip("#")
+    return int(digits[0:2], 16), int(digits[2:4], 16), int(digits[4:6], 16)
+
+
+def named_colour(prompt: str) -> tuple[str, Rgb] | None:
+    """The colour a prompt asks for, as (how it was written, sRGB), or None."""
+    match = HEX_RE.search(prompt)
+    if match is not None:
+        return match.group(0), parse_hex(match.group(1))
+    found = _NAMES_RE.search(prompt) if COLOUR_WORDS_RE.search(prompt) else None
+    if found is None:
+        return None
+    return found.group(1), parse_hex(NAMED_COLOURS[found.group(1).lower()])

@@ -29,8 +29,8 @@ from numpy.typing import NDArray
 from PIL import Image
 from skimage.metrics import structural_similarity
 
-from shared import colours
-from worker import regions, sharpness
+from shared.verdicts import named_colour
+from worker import colours, regions, sharpness
 from worker.geometry import Camera, Matrix, camera_change, coverage, rescaled, warp
 from worker.intent import asks_for_a_new_look, asks_to_reframe, keeps_the_rest
 
@@ -171,7 +171,7 @@ def _preservation(
 
 def _precision(prompt: str, current: Pixels, region: Mask, changed: Mask) -> dict[str, float]:
     """ΔE2000 between the colour the prompt names and the median of the pixels that changed."""
-    named = colours.named_colour(prompt)
+    named = named_colour(prompt)
     if named is None:
         return {}
     painted = region & changed

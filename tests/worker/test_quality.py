@@ -16,8 +16,8 @@ import pytest
 from PIL import Image, ImageFilter
 from skimage import data as samples
 
-from shared.colours import delta_e, named_colour, parse_hex, to_lab
-from shared.verdicts import QualityRow, QualityThresholds, assess
+from shared.verdicts import QualityRow, QualityThresholds, assess, named_colour, parse_hex
+from worker.colours import delta_e, to_lab
 from worker.geometry import decompose, plausible
 from worker.quality import decode_reduced, turn_metrics
 
