@@ -28,8 +28,8 @@ from typing import Any
 from fleet import API_KEY, Fleet, fleet, grainy_jpeg, peak_rss_mb, rss_mb, wait_until
 
 from emulator.signatures import Signer, secret_for
+from shared.broker import dispatch
 from shared.config import load_settings
-from shared.dispatch import dispatch
 from shared.models import BlobRef, ImageInfo, ResultPart, SessionRecord, TurnRequest, TurnResult
 from shared.services import build_services
 

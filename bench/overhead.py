@@ -36,8 +36,8 @@ from fleet import BUCKET, Child, Fleet, cpu_of, fleet, grainy_jpeg, jsonl, wait_
 
 from producer.sessions import reconcile, submit_many
 from producer.specs import load_specs
+from shared.broker import dispatch
 from shared.config import load_settings
-from shared.dispatch import dispatch
 from shared.services import build_services
 
 PROMPTS = (

@@ -30,8 +30,8 @@ from producer.parallel import parallel_map
 from producer.report import write_report
 from producer.specs import LoadedSpec
 from producer.tiers import check_tiers
+from shared.broker import dispatch
 from shared.catalog import profile_for
-from shared.dispatch import dispatch
 from shared.errors import EditQueueError, InvalidSpec, SessionExists, StorageUnavailable
 from shared.events import EventKind, make_event
 from shared.images import sniff_mime

@@ -1,10 +1,13 @@
-"""The broker side every process shares: task names, Celery settings, and sending turns by name.
+"""The broker side every process shares: task names, Celery settings, sending turns by name, and
+putting a turn on the queue (`dispatch`: mark it queued in the live index, then send its ids).
 
 Producers never import the worker: they send `run_turn` by name with ids only.
 """
 
 from __future__ import annotations
 
+import contextlib
+import time
 from typing import Any, Protocol
 
 from celery import Celery
@@ -12,7 +15,9 @@ from kombu.exceptions import KombuError
 
 from shared import tracing
 from shared.config import Settings
-from shared.errors import BrokerUnavailable
+from shared.coordination import Coordinator, LiveTurn
+from shared.errors import BrokerUnavailable, EditQueueError
+from shared.models import ErrorInfo, TurnState
 
 TASK_RUN_TURN = "editqueue.run_turn"
 QUEUE_TURNS = "editqueue.turns"
@@ -178,3 +183,61 @@ class CeleryEnqueuer:
                 queue=QUEUE_FLEX if flex else QUEUE_TURNS,
                 **({"headers": headers} if headers else {}),
             )
+
+
+class Dispatching(Protocol):
+    """What `dispatch` uses of a process's services (shared/services.py's `Services` is one)."""
+
+    @property
+    def coord(self) -> Coordinator: ...
+
+    @property
+    def enqueuer(self) -> Enqueuer: ...
+
+
+def dispatch(
+    services: Dispatching,
+    sid: str,
+    index: int,
+    *,
+    attempt: int = 1,
+    countdown_s: float = 0.0,
+    error: ErrorInfo | None = None,
+    reason: str | None = None,
+    lane: str = LANE_STANDARD,
+) -> None:
+    """Queue `run_turn(sid, index)` on its lane; the live entry lets reconcile tell queued from
+    lost. Only a non-standard lane is named to the enqueuer. A batch-tier turn is not sent to
+    the broker: it is marked due for the batcher's next wave."""
+    now = time.time()
+    if lane == LANE_BATCH:
+        waiting = LiveTurn(
+            state=TurnState.QUEUED,
+            attempts=attempt - 1,
+            error=error,
+            reason="batch",
+            updated_at=now,
+        )
+        services.coord.set_live(sid, index, waiting)
+        services.coord.mark_batch_due(sid, index, attempt, now + countdown_s)
+        return
+    live = LiveTurn(
+        state=TurnState.QUEUED,
+        attempts=attempt - 1,
+        error=error,
+        reason=reason,
+        due_at=now + countdown_s if countdown_s else None,
+        updated_at=now,
+    )
+    services.coord.set_live(sid, index, live)
+    try:
+        extra: dict[str, Any] = {} if lane == LANE_STANDARD else {"lane": lane}
+        services.enqueuer.enqueue_turn(
+            sid, index, attempt=attempt, countdown_s=countdown_s, **extra
+        )
+    except EditQueueError:
+        # Nothing was sent: a fresh "queued" entry would make reconcile skip the turn for
+        # reconcile_stale_s, so the advised `editqueue reconcile` could not bring it back.
+        with contextlib.suppress(EditQueueError):
+            services.coord.clear_live(sid, index)
+        raise

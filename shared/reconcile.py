@@ -9,9 +9,9 @@ from __future__ import annotations
 import logging
 from concurrent.futures import ThreadPoolExecutor
 
+from shared.broker import dispatch
 from shared.config import TASK_MARGIN_S, Settings
 from shared.coordination import LiveTurn
-from shared.dispatch import dispatch
 from shared.errors import UnknownSession
 from shared.models import SessionStatus, Tier, TurnState
 from shared.services import Services

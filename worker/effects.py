@@ -7,9 +7,8 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from shared.broker import LANE_STANDARD
+from shared.broker import LANE_STANDARD, dispatch
 from shared.coordination import LiveTurn
-from shared.dispatch import dispatch
 from shared.errors import EditQueueError
 from shared.events import Event, EventKind, make_event
 from shared.models import ErrorInfo, FailureRecord, ParkRecord, TurnState

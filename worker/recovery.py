@@ -12,9 +12,8 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 
-from shared.broker import LANE_STANDARD
+from shared.broker import LANE_STANDARD, dispatch
 from shared.coordination import LiveTurn
-from shared.dispatch import dispatch
 from shared.models import LostCall, TurnState
 from shared.services import Services
 from shared.status import WORKER_LOST, lost_error, turn_state

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from emulator import EmulatorConfig, RunningEmulator, start_emulator
-from shared.dispatch import dispatch
+from shared.broker import dispatch
 from shared.models import SessionRecord, Tier, TurnRequest
 from shared.waves import WaveRepository
 from tests.worker.conftest import NOW, World, make_world

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.dispatch import dispatch
+from shared.broker import dispatch
 from shared.errors import BrokerUnavailable
 from shared.reconcile import reconcile
 from tests.worker.conftest import RecordingEnqueuer, answer, jpeg, make_world
