@@ -52,8 +52,8 @@ from shared.models import (
     validate_stored_id,
 )
 from shared.reconcile import reconcile as reconcile_store
-from shared.services import Services
-from shared.session_index import StoredSummary, index_of
+from shared.services import Services, index_of
+from shared.session_index import StoredSummary
 from shared.sessions import SessionRepository
 from shared.status import build_status
 

@@ -1,5 +1,6 @@
 """The services every role uses, built from the settings: the store (through the session
-repository), the coordinator, the enqueuer, the blob cache and the event sink.
+repository), the coordinator, the enqueuer, the blob cache and the event sink; `index_of` gives
+the store's index of sessions.
 
 A producer command builds these and nothing more; a worker adds the Gemini client, the call gate
 and the budget ledger on top (`worker.wiring`). Nothing here is a process-wide global: a worker
@@ -13,12 +14,12 @@ from pathlib import Path
 
 from platformdirs import user_cache_dir
 
-from shared.blobcache import BlobCache
+from shared.blobcache import BlobCache, ObjectCache
 from shared.broker import LANE_FLEX, CeleryEnqueuer, Enqueuer, make_celery
 from shared.config import Settings
 from shared.coordination import Coordinator, MemoryCoordinator
 from shared.events import EventSink, NullSink
-from shared.object_cache import ObjectCache
+from shared.session_index import SessionIndex
 from shared.sessions import SessionRepository
 from shared.storage import ObjectStore, open_store
 from shared.webhook_sink import webhook_sink_for
@@ -88,3 +89,8 @@ def build_services(
         blobs=blobs,
         events=webhook_sink_for(repo, enqueuer),  # for sessions with a webhook
     )
+
+
+def index_of(services: Services) -> SessionIndex:
+    """The index of the services' store."""
+    return SessionIndex(services.repo.store)

@@ -15,16 +15,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
 from shared.errors import ObjectNotFound
 from shared.models import SessionState, SessionStatus, Tier, TurnState
 from shared.storage import ObjectStore
-
-if TYPE_CHECKING:
-    from shared.services import Services
 
 OPEN_PREFIX = "index/open/"
 SUMMARY_PREFIX = "index/summaries/"
@@ -117,8 +113,3 @@ class SessionIndex:
         except ObjectNotFound:
             return None
         return StoredSummary.model_validate_json(data)
-
-
-def index_of(services: Services) -> SessionIndex:
-    """The index of the services' store."""
-    return SessionIndex(services.repo.store)

@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
+from shared.blobcache import ObjectCache
 from shared.errors import ObjectNotFound, UnknownSession
 from shared.keys import SESSIONS, batch_key, cancel_key, session_key, turn_key
 from shared.models import (
@@ -21,7 +22,6 @@ from shared.models import (
     TurnRequest,
     TurnResult,
 )
-from shared.object_cache import ObjectCache
 from shared.storage import ObjectStore
 
 M = TypeVar("M", bound=BaseModel)
@@ -69,7 +69,7 @@ class SessionRepository:
 
     def __init__(self, store: ObjectStore, cache: ObjectCache | None = None) -> None:
         self.store = store
-        self.cache = cache  # the machine's copies of objects, by ETag (shared/object_cache.py)
+        self.cache = cache  # the machine's copies of objects, by ETag (shared/blobcache.py)
 
     def _read(self, key: str, model: type[M], tag: str = "") -> M | None:
         """The object parsed; from the machine's cache when a listing gave its tag, or when it

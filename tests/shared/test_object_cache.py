@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from shared.object_cache import ObjectCache, content_tag
+from shared.blobcache import ObjectCache, content_tag
 
 
 def test_bytes_come_back_by_their_tag_in_another_process_of_the_machine(tmp_path: Path) -> None:

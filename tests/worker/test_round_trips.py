@@ -9,7 +9,7 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
-from shared.object_cache import ObjectCache
+from shared.blobcache import ObjectCache
 from shared.sessions import SessionRepository
 from shared.storage import MemoryStore
 from tests.worker.conftest import answer, jpeg, make_world
