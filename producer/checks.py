@@ -19,9 +19,9 @@ from producer.fit import (
 )
 from producer.guards import committed_prefix
 from producer.limits import DEFAULT_LIMITS, Limits, session_limit_problems, turn_limit_problems
-from shared.advice import reanchor
 from shared.catalog import ModelProfile, profile_for
 from shared.errors import InvalidSpec
+from shared.history import reanchor
 from shared.images import require_image
 from shared.models import SessionRecord, SessionSpec, TurnRequest, TurnSpec
 from shared.sessions import SessionSnapshot

@@ -6,8 +6,7 @@ wrong state, and InvalidSpec (exit 2, 422) when the input itself cannot be right
 
 from __future__ import annotations
 
-from shared.advice import append_command, continue_elsewhere, redo_turn
-from shared.errors import InvalidSpec, InvalidState
+from shared.errors import InvalidSpec, InvalidState, append_command, continue_elsewhere, redo_turn
 from shared.models import SessionState, SessionStatus, TurnState
 from shared.sessions import SessionSnapshot
 from shared.status import turn_state

@@ -9,14 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from shared.advice import reanchor
 from shared.catalog import (
     INLINE_REQUEST_LIMIT_BYTES,
     TEXT_CHARS_PER_TOKEN,
     USER_IMAGE_TOKENS,
     ModelProfile,
 )
-from shared.errors import HistoryTooLarge
+from shared.errors import HistoryTooLarge, fork_command, fork_then_append
 from shared.models import HistoryPolicy, ResultPart, SessionRecord, TurnRequest, TurnResult
 
 Content = dict[str, Any]
@@ -140,6 +139,13 @@ def estimate_tokens(
         if earlier != index:
             total += image_tokens(earlier)
     return total
+
+
+def reanchor(sid: str, at: int, keep_last: int) -> str:
+    """How a session that outgrew a limit continues: a fork at `at` that re-anchors its history."""
+    policy = HistoryPolicy(anchor="first", keep_last=keep_last)
+    fork = fork_command(sid, at, policy.spelling)
+    return fork_then_append("continue in a fork that re-anchors", fork)
 
 
 def check_fits(profile: ModelProfile, tokens: int, body_bytes: int, index: int, sid: str) -> None:

@@ -16,7 +16,6 @@ from datetime import UTC, datetime
 from enum import StrEnum
 
 from shared import tracing
-from shared.advice import raise_budget
 from shared.broker import LANE_STANDARD
 from shared.catalog import profile_for, turn_cost_usd
 from shared.errors import (
@@ -28,6 +27,7 @@ from shared.errors import (
     OverBudget,
     PermanentError,
     TransientError,
+    raise_budget,
 )
 from shared.events import EventKind, make_event
 from shared.history import check_fits, effective_size, estimate_tokens

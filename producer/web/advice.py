@@ -1,6 +1,6 @@
 """The commands a refusal recommends, said as this API's requests to an HTTP caller.
 
-The producer words its advice as CLI commands in backticks (shared/advice.py); over HTTP the same
+The producer words its advice as CLI commands in backticks (shared/errors.py); over HTTP the same
 step is a request, and the session is named by the id the caller used in the path (a tenant's
 own session id is stored as `tenant.id`). Commands without an HTTP route (`budget`, `reconcile`,
 `init`) stay as they are: they are the operator's.
