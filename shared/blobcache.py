@@ -32,6 +32,10 @@ from shared.metrics import record_blob_cache
 from shared.storage import ObjectStore
 
 TEMP_PREFIX = ".tmp-"
+# A process lists the directory to evict only after it added this fraction of the cap: a listing
+# stats every file, so doing it per turn would cost time in proportion to the cache's file count.
+# Between listings the cache may overshoot by this fraction per process on the machine.
+SCAN_EVERY_FRACTION = 0.05
 
 __all__ = ["BlobCache", "BlobCacheStats", "ObjectCache", "content_tag", "sha256_hex"]
 
@@ -54,6 +58,7 @@ class BlobCacheStats:
     misses: int
     bytes_downloaded: int
     evictions: int
+    scans: int = 0  # directory listings made to enforce the size cap
 
 
 class _KeyedLocks:
@@ -89,8 +94,9 @@ class BlobCache:
 
     Safe for threads (one download per blob at a time) and processes (atomic renames; two
     processes fetching the same blob both write identical bytes). With `max_bytes`, the
-    least recently used files beyond the limit are removed after each download; open the
-    returned path promptly (an open file survives removal).
+    least recently used files beyond the limit are removed once this process has added
+    `SCAN_EVERY_FRACTION` of it since its last look; open the returned path promptly (an open
+    file survives removal).
     """
 
     def __init__(self, store: ObjectStore, directory: Path, max_bytes: int | None = None) -> None:
@@ -101,11 +107,15 @@ class BlobCache:
         self._locks = _KeyedLocks()
         self._stats_lock = threading.Lock()
         self._hits = self._misses = self._bytes_downloaded = self._evictions = 0
+        self._scans = 0
+        self._added = 0  # bytes this process wrote since its last listing
 
     def stats(self) -> BlobCacheStats:
         """A snapshot of the counters."""
         with self._stats_lock:
-            return BlobCacheStats(self._hits, self._misses, self._bytes_downloaded, self._evictions)
+            return BlobCacheStats(
+                self._hits, self._misses, self._bytes_downloaded, self._evictions, self._scans
+            )
 
     def _count(self, *, hits: int = 0, misses: int = 0, size: int = 0, evicted: int = 0) -> None:
         with self._stats_lock:
@@ -128,7 +138,7 @@ class BlobCache:
                 return local
             size = self._download(key, sha256, local)
         self._count(misses=1, size=size)
-        self._evict(keep=local)
+        self._evict(keep=local, added=size)
         return local
 
     def _download(self, key: str, sha256: str, local: Path) -> int:
@@ -164,12 +174,18 @@ class BlobCache:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
             os.replace(name, local)
-            self._evict(keep=local)
+            self._evict(keep=local, added=len(data))
         return sha256
 
-    def _evict(self, keep: Path) -> None:
+    def _evict(self, keep: Path, added: int) -> None:
         if self.max_bytes is None:
             return
+        with self._stats_lock:
+            self._added += added
+            if self._added < self.max_bytes * SCAN_EVERY_FRACTION:
+                return
+            self._added = 0
+            self._scans += 1
         busy = self._locks.busy()
         files: list[tuple[float, int, Path]] = []
         for entry in self.directory.iterdir():

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
+import pybase64
+
 from shared.errors import (
     AuthError,
     BadRequest,
@@ -109,7 +111,7 @@ def _decode_base64(data: str, where: str) -> bytes:
             data = data.translate(_URLSAFE_TO_STANDARD)
         if missing := -len(data) % 4:
             data += "=" * missing
-        return base64.b64decode(data, validate=True)
+        return pybase64.b64decode(data, validate=True)
     except (binascii.Error, ValueError) as exc:
         raise MalformedResponse(
             f"HTTP 200 with invalid base64 in {where}: {exc}", status=200

@@ -12,12 +12,13 @@ carries the finish reason as its first error's code.
 
 from __future__ import annotations
 
-import base64
 import binascii
 import dataclasses
 import json
 from typing import Any, Protocol
 from urllib.parse import quote
+
+import pybase64
 
 from shared.errors import EditQueueError, InteractionGone, MalformedResponse
 from shared.gemini import TRANSPORT_ERRORS, HttpGeminiClient, RequestBody, _Deadline, http_exchange
@@ -48,7 +49,7 @@ def _decode(data: Any, where: str) -> bytes:
         raise MalformedResponse(f"HTTP 200 with no base64 data in {where}", status=200)
     try:
         data = data.replace("-", "+").replace("_", "/")
-        return base64.b64decode(data + "=" * (-len(data) % 4), validate=True)
+        return pybase64.b64decode(data + "=" * (-len(data) % 4), validate=True)
     except (binascii.Error, ValueError) as exc:
         raise MalformedResponse(f"HTTP 200 with invalid base64 in {where}", status=200) from exc
 

@@ -6,13 +6,14 @@ cached file, so an in-flight turn holds a few buffers rather than its whole hist
 
 from __future__ import annotations
 
-import base64
 import json
 import re
 import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+import pybase64
 
 from shared.errors import StorageUnavailable
 from shared.history import BlobData
@@ -76,7 +77,7 @@ class StreamingBody:
         with self._blob_path(blob.sha256).open("rb") as handle:
             while chunk := handle.read(CHUNK_RAW_BYTES):
                 sent += len(chunk)
-                yield base64.b64encode(chunk)
+                yield pybase64.b64encode(chunk)
         if sent != blob.size_bytes:
             raise StorageUnavailable(
                 f"cached blob {blob.sha256[:12]} has {sent} bytes, expected {blob.size_bytes}"

@@ -184,6 +184,21 @@ def test_eviction_never_removes_the_file_just_handed_out(tmp_path: Path) -> None
     assert not (tmp_path / small).exists()
 
 
+def test_the_directory_is_listed_once_per_twentieth_of_the_cap_written(tmp_path: Path) -> None:
+    store = CountingStore()
+    shas = [_seed(store, bytes([i]) * 1000) for i in range(25)]
+    cache = BlobCache(store, tmp_path, max_bytes=100_000)  # a listing per 5,000 bytes added
+    for sha in shas[:4]:
+        cache.path(sha)
+    assert cache.stats().scans == 0
+    cache.path(shas[4])
+    assert cache.stats().scans == 1
+    for sha in shas[5:]:
+        cache.path(sha)
+    assert cache.stats().scans == 5
+    assert cache.stats().evictions == 0
+
+
 def test_without_a_limit_nothing_is_evicted(tmp_path: Path) -> None:
     store = CountingStore()
     shas = [_seed(store, bytes([i]) * 1000) for i in range(5)]
