@@ -73,6 +73,7 @@ class Run:
     first_done_s: float
     median_done_s: float
     cpu_s: dict[str, float]
+    submit_s: float  # of the makespan: writing the batch to the store and queueing turn 1s
     calls: int
     statuses: dict[str, int]
 
@@ -100,6 +101,7 @@ def run_ours(bench: Fleet, load: Load, processes: int, concurrency: int, store: 
     cpu_before = cpu_of(procs)
     started = time.time()
     sids = sessions.submit_many(services, items)
+    submit_s = time.time() - started
     total = load.sessions * load.turns
     wait_until(lambda: bench.emulator_stats()["successes"] >= total, 30 + 3 * load.ideal_s, "calls")
     cpu_after = cpu_of(procs)
@@ -120,7 +122,7 @@ def run_ours(bench: Fleet, load: Load, processes: int, concurrency: int, store: 
     stats = bench.emulator_stats()
     bench.stop_workers()
     ends_s = (max(ends), min(ends), statistics.median(ends))
-    return Run(*ends_s, cpu, int(stats["total_calls"]), dict(stats["by_status"]))
+    return Run(*ends_s, cpu, submit_s, int(stats["total_calls"]), dict(stats["by_status"]))
 
 
 def peer_session(url: str, spec: dict[str, Any]) -> float:
@@ -155,7 +157,7 @@ def run_peer(bench: Fleet, load: Load) -> Run:
     cpu = {name: cpu_after[name] - cpu_before[name] for name in cpu_after}
     stats = bench.emulator_stats()
     ends_s = (max(ends), min(ends), statistics.median(ends))
-    return Run(*ends_s, cpu, int(stats["total_calls"]), dict(stats["by_status"]))
+    return Run(*ends_s, cpu, 0.0, int(stats["total_calls"]), dict(stats["by_status"]))
 
 
 def show(name: str, run: Run, load: Load) -> None:
@@ -165,6 +167,7 @@ def show(name: str, run: Run, load: Load) -> None:
         f"{name}: makespan {run.makespan_s:.1f} s, first session done {run.first_done_s:.1f} s, "
         f"median session done {run.median_done_s:.1f} s, {run.calls} calls "
         f"(HTTP status: {run.statuses})"
+        + (f"; submit took {run.submit_s:.1f} s" if run.submit_s else "")
     )
     used = sum(run.cpu_s.values())
     print(f"    CPU s: {cpu} (total {used:.1f} of {cores * run.makespan_s:.0f} available)")

@@ -273,6 +273,12 @@ class TurnResult(Strict):
     request_revision: int = 1
     committed_at: datetime
     metrics: dict[str, float] = Field(default_factory=dict)
+    # The quality numbers are measured off the chain's path: when turn n+1 was already requested,
+    # turn n commits without them (`metrics_deferred`) and turn n+1 measures them while it waits
+    # for its own answer, storing them as its `previous_metrics` (or in `turns/n/quality.json`
+    # when turn n+1 ends without an answer). `SessionSnapshot.metrics_of` finds them.
+    metrics_deferred: bool = False
+    previous_metrics: dict[str, float] | None = None
     tier: Tier | None = None  # the tier that billed this answer (None: written before tiers)
     # How this answer was asked for: replay (generateContent), chain (previous_interaction_id,
     # only the new input sent) or seed (a new interaction carrying the history from S3).
@@ -280,6 +286,14 @@ class TurnResult(Strict):
     interaction_id: str | None = None  # recorded only with the committed answer: the chain
     interaction_expires_at: datetime | None = None  # our estimate (see worker/interaction_payload)
     upload_bytes: int | None = Field(default=None, ge=0)  # request body bytes sent for it
+
+
+class QualityRecord(Strict):
+    """`turns/{n}/quality.json`: a deferred turn's quality numbers, written when turn n+1 ended
+    without an answer (failed or cancelled) so it could not carry them (written once)."""
+
+    index: int = Field(ge=1)
+    metrics: dict[str, float] = Field(default_factory=dict)
 
 
 class ErrorInfo(Strict):

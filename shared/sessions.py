@@ -18,6 +18,7 @@ from shared.models import (
     LostCall,
     ParkRecord,
     ParkTally,
+    QualityRecord,
     SessionRecord,
     TurnRequest,
     TurnResult,
@@ -26,7 +27,7 @@ from shared.storage import ObjectStore
 
 M = TypeVar("M", bound=BaseModel)
 
-WRITTEN_ONCE = ("/session.json", "/result.json")  # never rewritten (DESIGN.md)
+WRITTEN_ONCE = ("/session.json", "/result.json", "/quality.json")  # never rewritten (DESIGN.md)
 
 
 def _dump(model: BaseModel) -> bytes:
@@ -45,7 +46,22 @@ class SessionSnapshot:
     park_tallies: dict[int, ParkTally] = field(default_factory=dict)
     attempts: dict[int, list[AttemptRecord]] = field(default_factory=dict)  # full reads only
     lost: dict[int, list[LostCall]] = field(default_factory=dict)
+    quality: dict[int, dict[str, float]] = field(default_factory=dict)  # turns/n/quality.json
     cancelled: bool = False
+    later_requested: bool = False  # a turn after `through` has a request (snapshot(through=n))
+
+    def metrics_of(self, index: int) -> dict[str, float] | None:
+        """Turn n's quality numbers wherever they were stored; None while being measured (turn
+        n+1 measures a deferred turn n while it waits for its own answer)."""
+        result = self.results.get(index)
+        if result is None:
+            return None
+        if not result.metrics_deferred:
+            return result.metrics
+        after = self.results.get(index + 1)
+        if after is not None and after.previous_metrics is not None:
+            return after.previous_metrics
+        return self.quality.get(index)
 
     def parks_so_far(self, index: int) -> int:
         """How often turn n's current request was parked (surviving the sweep's unpark)."""
@@ -174,6 +190,16 @@ class SessionRepository:
         """Turn n's park record, or None."""
         return self._read(turn_key(sid, index, "parked.json"), ParkRecord)
 
+    def _read_quality(self, key: str, tag: str) -> dict[str, float] | None:
+        found = self._read(key, QualityRecord, tag)
+        return found.metrics if found is not None else None
+
+    def put_quality(self, sid: str, index: int, metrics: dict[str, float]) -> None:
+        """Store a deferred turn's quality numbers when turn n+1 ends without an answer."""
+        self.store.put_if_absent(
+            turn_key(sid, index, "quality.json"), _dump(QualityRecord(index=index, metrics=metrics))
+        )
+
     def unpark(self, sid: str, index: int) -> None:
         """Forget turn n's park record (it was re-enqueued, committed or failed)."""
         self.store.delete(turn_key(sid, index, "parked.json"))
@@ -236,9 +262,12 @@ class SessionRepository:
             snap.cancelled = True
             return
         found = _turn_object(rest)
-        if found is None or (through is not None and found[0] > through):
+        if found is None:
             return
         index, name = found
+        if through is not None and index > through:
+            snap.later_requested |= name == "request.json"
+            return
         if name.startswith(("attempts/", "lost-")):
             # Only status reads (no `through`) show them; a running turn need not read them.
             if through is None:
@@ -250,6 +279,7 @@ class SessionRepository:
             "failure.json": (snap.failures, lambda: self._read(key, FailureRecord, tag)),
             "parked.json": (snap.parked, lambda: self._read(key, ParkRecord, tag)),
             "parks.json": (snap.park_tallies, lambda: self._read(key, ParkTally, tag)),
+            "quality.json": (snap.quality, lambda: self._read_quality(key, tag)),
         }
         if name in loaders:
             target, read = loaders[name]

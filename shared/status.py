@@ -76,11 +76,11 @@ def quality_row(
     snap: SessionSnapshot, index: int, thresholds: QualityThresholds = DEFAULT_THRESHOLDS
 ) -> QualityRow | None:
     """Turn n's verdicts against turn n-1 from its stored numbers, or None."""
-    result, request = snap.results.get(index), snap.requests.get(index)
-    if result is None or request is None:
-        return None
+    metrics, request = snap.metrics_of(index), snap.requests.get(index)
+    if metrics is None or request is None:
+        return None  # not committed, or turn n+1 is still measuring it
     colour = named_colour(request.prompt)
-    return assess(result.metrics, colour[0] if colour else None, trends(snap, index), thresholds)
+    return assess(metrics, colour[0] if colour else None, trends(snap, index), thresholds)
 
 
 TRENDS = {"detail_since_first": "sharpness_ratio", "noise_since_first": "noise_ratio"}
@@ -92,10 +92,10 @@ def trends(snap: SessionSnapshot, index: int) -> dict[str, float]:
     for name, ratio in TRENDS.items():
         product = 1.0
         for n in range(2, index + 1):
-            result = snap.results.get(n)
-            if result is None or ratio not in result.metrics:
+            metrics = snap.metrics_of(n)
+            if metrics is None or ratio not in metrics:
                 break
-            product *= result.metrics[ratio]
+            product *= metrics[ratio]
         else:
             found[name] = product
     return found
@@ -153,7 +153,7 @@ def _turn_status(
             latency_s=result.latency_s,
             cost_usd=result.cost_usd,
             prompt=request.prompt,
-            metrics=result.metrics,
+            metrics=snap.metrics_of(index) or {},
             tier=result.tier,
             transport=result.transport,
             upload_bytes=result.upload_bytes,

@@ -159,12 +159,15 @@ class TurnObservation:
         self, snap: SessionSnapshot, result: TurnResult, thresholds: QualityThresholds
     ) -> None:
         fam = metrics.families()
-        for signal, value in metrics.quality_signals(result.metrics):
-            fam.quality.labels(signal).observe(value)
         with_this = dataclasses.replace(snap, results={**snap.results, self.index: result})
-        row = quality_row(with_this, self.index, thresholds)
-        for axis in AXES if row is not None else ():
-            fam.verdicts.labels(axis, getattr(row, axis).verdict or "none").inc()
+        measured = [] if result.previous_metrics is None else [self.index - 1]
+        measured += [] if result.metrics_deferred else [self.index]
+        for index in measured:  # turn n-1 when this turn measured it, turn n unless deferred
+            for signal, value in metrics.quality_signals(with_this.metrics_of(index) or {}):
+                fam.quality.labels(signal).observe(value)
+            row = quality_row(with_this, index, thresholds)
+            for axis in AXES if row is not None else ():
+                fam.verdicts.labels(axis, getattr(row, axis).verdict or "none").inc()
 
     def throttled(self, wait_s: float) -> None:
         """The call gate deferred this attempt by `wait_s`."""

@@ -71,13 +71,18 @@ def quality_metrics(
     blobs: BlobCache,
     previous: TurnResult | None,
     request: TurnRequest,
-    current: bytes,
+    current: bytes | None,
     current_sha: str | None = None,
 ) -> dict[str, float]:
     """The quality table's numbers against turn n-1's image (turn 1: its own); {} on error."""
     try:
         before = decoded(blobs, previous.image.blob) if previous is not None else None
-        now = decoded(blobs, current_sha, current) if current_sha else current
+        if current_sha:
+            now = decoded(blobs, current_sha, current)
+        elif current is not None:
+            now = decode_reduced(current)
+        else:
+            raise ValueError("quality_metrics needs the image's bytes or its blob")
         mask = blobs.read(request.mask.sha256) if request.mask is not None else None
         return turn_metrics(request.prompt, before, now, mask)
     except Exception:  # a quality signal must never fail or block a paid-for turn
@@ -97,10 +102,13 @@ def build_result(
     cost_usd: float,
     previous: TurnResult | None = None,
     tier: str | None = None,
+    deferred: bool = False,
+    previous_metrics: dict[str, float] | None = None,
 ) -> TurnResult:
     """A `TurnResult` for the answer; `chosen` is the non-thought image part to show.
 
-    `previous` is turn n-1's result: the quality metrics compare against its image.
+    `previous` is turn n-1's result: the quality metrics compare against its image. `deferred`:
+    leave them to turn n+1 (worker/measuring.py), which also brings `previous_metrics`.
     """
     parts = [store_part(blobs, part) for part in response.parts]
     main = next(p for p, raw in zip(parts, response.parts, strict=True) if raw is chosen)
@@ -118,6 +126,10 @@ def build_result(
         cost_usd=cost_usd,
         request_revision=request.revision,
         committed_at=now,
-        metrics=quality_metrics(blobs, previous, request, chosen.image, main.image.sha256),
+        metrics={}
+        if deferred
+        else quality_metrics(blobs, previous, request, chosen.image, main.image.sha256),
+        metrics_deferred=deferred,
+        previous_metrics=previous_metrics,
         tier=Tier(tier) if tier else None,
     )

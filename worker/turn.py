@@ -11,6 +11,7 @@ import logging
 import random
 import time
 import uuid
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -39,6 +40,7 @@ from worker.effects import TurnEffects
 from worker.failpoints import failpoint
 from worker.heartbeat import heartbeat_for, lease_key
 from worker.interactions import InteractionsClient
+from worker.measuring import deferred, measure, measure_later
 from worker.observe import TurnObservation
 from worker.request_body import StreamingBody
 from worker.results import build_result
@@ -87,6 +89,7 @@ class Turn:
     snap: SessionSnapshot | None = None  # the session through this turn, once read (step 4)
     revision: int | None = None  # the request's revision, once known
     in_call: bool = False  # between building the request and the API's answer (steps 5-6)
+    measuring: Future[dict[str, float]] | None = None  # deferred turn n-1, measured meanwhile
 
     @property
     def request(self) -> TurnRequest:
@@ -180,6 +183,7 @@ class TurnRunner:
             return Outcome.ALREADY_DONE
         if snap.cancelled:  # 2. cancelled before it started
             self.services.coord.clear_live(sid, index)
+            self._keep_previous_quality(turn)
             return Outcome.CANCELLED
         if index > 1 and index - 1 not in snap.results:  # 3. not ready: n-1's commit chains it
             return Outcome.NOT_READY
@@ -192,6 +196,7 @@ class TurnRunner:
         if failure and failure.request_revision == request.revision:
             return Outcome.FAILED  # a stale redelivery of a turn that already failed
         effects.running(turn.attempt)
+        turn.measuring = measure_later(self.services.blobs, snap, index - 1)
         turn.in_call = True
         response, chosen, hold = self._call(turn)  # 5-6. build, fit, hold, gate, call, check
         turn.in_call = False
@@ -214,6 +219,7 @@ class TurnRunner:
             return Outcome(action.outcome)
         if isinstance(action, Stop):
             effects.done()
+            self._keep_previous_quality(turn)
             return Outcome.CANCELLED
         revision = turn.revision
         if revision is None and (request := self.services.repo.request(turn.sid, turn.index)):
@@ -232,7 +238,33 @@ class TurnRunner:
         if not isinstance(exc, EditQueueError):
             log.error("turn %s/%d: a bug; the turn fails", turn.sid, turn.index, exc_info=exc)
         effects.fail(action.attempt, exc, revision)
+        self._keep_previous_quality(turn)
         return Outcome.FAILED
+
+    def _previous_metrics(self, turn: Turn) -> dict[str, float] | None:
+        """Deferred turn n-1's numbers: measured while this turn waited, else now (a batch
+        line, or a delivery that measured nothing); None when turn n-1 was not deferred."""
+        if turn.measuring is not None:
+            return turn.measuring.result()
+        snap = turn.snap
+        if snap is None or not deferred(snap, turn.index - 1):
+            return None
+        return measure(self.services.blobs, snap, turn.index - 1)
+
+    def _keep_previous_quality(self, turn: Turn) -> None:
+        """This turn ends without a result to carry deferred turn n-1's numbers: store them in
+        `turns/n-1/quality.json`. Never raises (the turn's own outcome is what matters)."""
+        try:
+            if (found := self._previous_metrics(turn)) is not None:
+                self.services.repo.put_quality(turn.sid, turn.index - 1, found)
+        except Exception:
+            log.warning(
+                "turn %s/%d: quality of turn %d not kept",
+                turn.sid,
+                turn.index,
+                turn.index - 1,
+                exc_info=True,
+            )
 
     def _call(self, turn: Turn) -> tuple[ApiResponse, ReturnedPart, BudgetHold]:
         """Steps 5-6: build the streamed body, check it fits, hold the budget, pass the gate."""
@@ -345,6 +377,8 @@ class TurnRunner:
                     cost_usd=cost_usd,
                     previous=snap.results.get(index - 1),
                     tier=self.lane,
+                    deferred=snap.later_requested,  # turn n+1 measures it while it waits
+                    previous_metrics=self._previous_metrics(turn),
                 )
             retention_s = self.services.settings.interaction_retention_s
             fields = chain_fields(response, result.committed_at, retention_s)

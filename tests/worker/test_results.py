@@ -11,9 +11,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from shared.errors import PermanentError
+from shared.keys import turn_key
 from shared.models import BlobRef, ImageInfo, TurnRequest, TurnResult
 from shared.status import build_status
-from tests.worker.conftest import answer, jpeg, make_world
+from tests.worker.conftest import World, answer, jpeg, make_world
 from worker.quality import decode_reduced
 from worker.results import decoded, quality_metrics
 from worker.turn import Outcome, TurnRunner
@@ -28,8 +30,13 @@ def test_turn_two_stores_the_quality_table_numbers_against_turn_one(tmp_path: Pa
     assert runner.run(sid, 2, attempt=1) is Outcome.COMMITTED
 
     first, second = world.repo.result(sid, 1), world.repo.result(sid, 2)
-    assert first is not None and set(first.metrics) == {"sharpness", "noise"}
-    assert second is not None
+    # Turn 2 was requested when turn 1 committed: turn 1 left its numbers to turn 2, which
+    # measured them while it waited and carries them; turn 2, the last, measured itself.
+    assert first is not None and first.metrics_deferred and first.metrics == {}
+    assert second is not None and not second.metrics_deferred
+    assert second.previous_metrics is not None
+    assert set(second.previous_metrics) == {"sharpness", "noise"}
+    assert world.repo.snapshot(sid).metrics_of(1) == second.previous_metrics
     assert second.metrics["changed_fraction"] == 1.0  # every pixel went from sage to red
     assert second.metrics["aligned"] == 0.0  # two flat frames have no features to match
     assert second.metrics["keeps_rest"] == 1.0
@@ -97,3 +104,54 @@ def test_a_blobs_quality_pixels_are_decoded_once_per_machine(tmp_path: Path) -> 
 
     assert (world.services.blobs.directory / f"{sha}.pixels.npy").is_file()
     assert np.array_equal(first, again) and np.array_equal(first, decode_reduced(data))
+
+
+def _three_turns(tmp_path: Path, third: object) -> tuple[World, str, TurnRunner]:
+    outcomes = [answer(jpeg((120, 140, 120))), answer(jpeg((230, 30, 30))), third]
+    world = make_world(tmp_path, outcomes)  # type: ignore[arg-type]
+    sid = world.session(["a room", "Paint it red. Keep all else exactly.", "Add a lamp."])
+    runner = TurnRunner(world.services, owner="w1", rng=random.Random(1))
+    assert runner.run(sid, 1, attempt=1) is Outcome.COMMITTED
+    assert runner.run(sid, 2, attempt=1) is Outcome.COMMITTED
+    return world, sid, runner
+
+
+def test_a_deferred_transition_gets_the_numbers_it_would_have_got_inline(tmp_path: Path) -> None:
+    world, sid, runner = _three_turns(tmp_path, answer(jpeg((230, 30, 30))))
+    snap = world.repo.snapshot(sid)
+    second = snap.results[2]
+    assert second.metrics_deferred and second.metrics == {}
+    inline = quality_metrics(
+        world.services.blobs, snap.results[1], snap.requests[2], None, second.image.blob
+    )
+
+    assert runner.run(sid, 3, attempt=1) is Outcome.COMMITTED
+
+    snap = world.repo.snapshot(sid)
+    assert snap.results[3].previous_metrics == inline == snap.metrics_of(2)
+    assert inline["changed_fraction"] == 1.0
+    rows = build_status(snap, {}).turns
+    assert rows[1].metrics == inline and rows[1].quality is not None  # status shows turn 2's row
+    assert rows[2].quality is not None  # the last turn measured itself
+
+
+def test_a_next_turn_that_fails_keeps_the_deferred_numbers_in_quality_json(tmp_path: Path) -> None:
+    world, sid, runner = _three_turns(tmp_path, PermanentError("refused for this test"))
+
+    assert runner.run(sid, 3, attempt=1) is Outcome.FAILED
+
+    snap = world.repo.snapshot(sid)
+    assert snap.results[2].metrics_deferred
+    assert world.store.exists(turn_key(sid, 2, "quality.json"))
+    assert snap.metrics_of(2) is not None and snap.metrics_of(2)["changed_fraction"] == 1.0
+    assert build_status(snap, {}).turns[1].quality is not None
+
+
+def test_a_cancelled_next_turn_keeps_the_deferred_numbers_too(tmp_path: Path) -> None:
+    world, sid, runner = _three_turns(tmp_path, answer(jpeg((230, 30, 30))))
+    world.repo.cancel(sid)
+
+    assert runner.run(sid, 3, attempt=1) is Outcome.CANCELLED
+
+    assert world.repo.snapshot(sid).metrics_of(2) is not None
+    assert world.gemini.calls == 2  # turn 3 never called the API
