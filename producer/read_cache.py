@@ -10,9 +10,8 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+from shared.keys import WRITTEN_ONCE
 from shared.storage import ObjectStore
-
-IMMUTABLE_SUFFIXES = ("/session.json", "/result.json")
 
 
 class ImmutableReadCache:
@@ -29,7 +28,7 @@ class ImmutableReadCache:
         if cached is not None:
             return cached
         data = self.store.get(key)
-        if key.endswith(IMMUTABLE_SUFFIXES):
+        if key.endswith(WRITTEN_ONCE):
             with self._lock:
                 self._cached[key] = data
         return data

@@ -35,7 +35,7 @@ from shared.catalog import profile_for
 from shared.errors import EditQueueError, InvalidSpec, SessionExists, StorageUnavailable
 from shared.events import EventKind, make_event
 from shared.images import sniff_mime
-from shared.keys import session_key, turn_key
+from shared.keys import REQUEST, session_key, turn_key
 from shared.metrics import record_session
 from shared.models import (
     BlobRef,
@@ -207,7 +207,7 @@ def _write_session(
             raise _taken(sid)
     except BaseException:
         for index in written:
-            services.repo.store.delete(turn_key(sid, index, "request.json"))
+            services.repo.store.delete(turn_key(sid, index, REQUEST))
         if written:
             index_of(services).unmark(sid)
         raise

@@ -17,15 +17,12 @@ from shared import tracing
 from shared.config import Settings
 from shared.coordination import Coordinator, LiveTurn
 from shared.errors import BrokerUnavailable, EditQueueError
+from shared.keys import FLEX_REDIS_PREFIX
 from shared.models import ErrorInfo, TurnState
 
 TASK_RUN_TURN = "editqueue.run_turn"
 QUEUE_TURNS = "editqueue.turns"
 QUEUE_FLEX = "editqueue.flex"
-# The flex lane's keys live under their own prefix, so its unacked index (and the visibility
-# timeout that restores from it) is apart from the standard lane's: a standard worker would
-# otherwise restore a 10-minute flex call as lost after its own 5-minute timeout.
-FLEX_KEYPREFIX = "eqflex:"
 LANE_FLEX = "flex"
 LANE_STANDARD = "standard"
 LANE_BATCH = "batch"  # not a broker queue: batch-tier turns wait for the batcher's next wave
@@ -51,7 +48,10 @@ def celery_config(settings: Settings, lane: str = LANE_STANDARD) -> dict[str, An
         config["task_default_queue"] = QUEUE_FLEX
         options = config["broker_transport_options"]
         options["visibility_timeout"] = settings.flex_visibility_timeout_s
-        options["global_keyprefix"] = FLEX_KEYPREFIX
+        # The flex lane's keys live under their own prefix, so its unacked index (and the
+        # visibility timeout that restores from it) is apart from the standard lane's: a standard
+        # worker would otherwise restore a 10-minute flex call as lost after its own 5 minutes.
+        options["global_keyprefix"] = FLEX_REDIS_PREFIX
     return config
 
 

@@ -12,7 +12,17 @@ from redis.sentinel import Sentinel
 
 from shared.coordination import LiveTurn, with_beat
 from shared.errors import StorageUnavailable
-from shared.keys import REDIS_PREFIX
+from shared.keys import (
+    BATCH_DUE_KEY,
+    EPOCH_KEY,
+    PARKED_KEY,
+    RUNNING_KEY,
+    SESSIONS_KEY,
+    beat_key,
+    idempotency_key,
+    lease_key,
+    live_key,
+)
 
 # Broker URLs that name Redis Sentinels rather than one Redis, in kombu's form
 #     sentinel://[:password@]host:port[/db];sentinel://host2:port2;...
@@ -43,7 +53,6 @@ def sentinel_parts(url: str) -> tuple[list[tuple[str, int]], int, str | None]:
 
 
 T = TypeVar("T")
-PREFIX = REDIS_PREFIX
 _RELEASE = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
 return 0
@@ -118,31 +127,27 @@ class RedisCoordinator:
 
     def acquire_lease(self, key: str, owner: str, ttl_s: float) -> bool:
         try:
-            return bool(
-                self._acquire(keys=[f"{PREFIX}lease:{key}"], args=[owner, int(ttl_s * 1000)])
-            )
+            return bool(self._acquire(keys=[lease_key(key)], args=[owner, int(ttl_s * 1000)]))
         except redis.RedisError as exc:
             raise StorageUnavailable(f"redis: cannot take lease {key}: {exc}") from exc
 
     def release_lease(self, key: str, owner: str) -> None:
         try:
-            self._release(keys=[f"{PREFIX}lease:{key}"], args=[owner])
+            self._release(keys=[lease_key(key)], args=[owner])
         except redis.RedisError as exc:
             raise StorageUnavailable(f"redis: cannot release lease {key}: {exc}") from exc
 
     def set_live(self, sid: str, index: int, live: LiveTurn) -> None:
-        self._call(
-            lambda: self.client.hset(f"{PREFIX}live:{sid}", str(index), live.model_dump_json())
-        )
+        self._call(lambda: self.client.hset(live_key(sid), str(index), live.model_dump_json()))
 
     def clear_live(self, sid: str, index: int) -> None:
-        self._call(lambda: self.client.hdel(f"{PREFIX}live:{sid}", str(index)))
+        self._call(lambda: self.client.hdel(live_key(sid), str(index)))
 
     def live(self, sid: str) -> dict[int, LiveTurn]:
         def both() -> list[dict[bytes, bytes]]:
             pipe = self.client.pipeline(transaction=False)
-            pipe.hgetall(f"{PREFIX}live:{sid}")
-            pipe.hgetall(f"{PREFIX}beat:{sid}")
+            pipe.hgetall(live_key(sid))
+            pipe.hgetall(beat_key(sid))
             return cast(list[dict[bytes, bytes]], pipe.execute())
 
         raw, beats = self._call(both)
@@ -153,14 +158,14 @@ class RedisCoordinator:
     def beat(self, sid: str, index: int, until: float) -> None:
         def write() -> None:
             pipe = self.client.pipeline(transaction=False)
-            pipe.zadd(f"{PREFIX}running", {f"{sid}|{index}": until})
-            pipe.hset(f"{PREFIX}beat:{sid}", str(index), repr(until))
+            pipe.zadd(RUNNING_KEY, {f"{sid}|{index}": until})
+            pipe.hset(beat_key(sid), str(index), repr(until))
             pipe.execute()
 
         self._call(write)
 
     def lapsed(self, now: float, limit: int) -> list[tuple[str, int]]:
-        key = f"{PREFIX}running"
+        key = RUNNING_KEY
         raw = self._call(
             lambda: cast(list[bytes], self.client.zrangebyscore(key, "-inf", now, 0, limit))
         )
@@ -170,17 +175,17 @@ class RedisCoordinator:
     def drop_running(self, sid: str, index: int) -> None:
         def drop() -> None:
             pipe = self.client.pipeline(transaction=False)
-            pipe.zrem(f"{PREFIX}running", f"{sid}|{index}")
-            pipe.hdel(f"{PREFIX}beat:{sid}", str(index))
+            pipe.zrem(RUNNING_KEY, f"{sid}|{index}")
+            pipe.hdel(beat_key(sid), str(index))
             pipe.execute()
 
         self._call(drop)
 
     def track_session(self, sid: str) -> None:
-        self._call(lambda: self.client.sadd(f"{PREFIX}sessions", sid))
+        self._call(lambda: self.client.sadd(SESSIONS_KEY, sid))
 
     def tracked_sessions(self) -> list[str]:
-        members = self._call(lambda: cast(set[bytes], self.client.smembers(f"{PREFIX}sessions")))
+        members = self._call(lambda: cast(set[bytes], self.client.smembers(SESSIONS_KEY)))
         return sorted(m.decode() for m in members)
 
     def _call(self, op: Callable[[], T]) -> T:
@@ -190,10 +195,10 @@ class RedisCoordinator:
             raise StorageUnavailable(f"redis: {exc}") from exc
 
     def index_park(self, sid: str, index: int, due_at: float) -> None:
-        self._call(lambda: self.client.zadd(f"{PREFIX}parked", {f"{sid}|{index}": due_at}))
+        self._call(lambda: self.client.zadd(PARKED_KEY, {f"{sid}|{index}": due_at}))
 
     def due_parks(self, now: float, limit: int) -> list[tuple[str, int]]:
-        key = f"{PREFIX}parked"
+        key = PARKED_KEY
         raw = self._call(
             lambda: cast(list[bytes], self.client.zrangebyscore(key, "-inf", now, 0, limit))
         )
@@ -201,14 +206,14 @@ class RedisCoordinator:
         return [(sid, int(index)) for sid, index in members]
 
     def drop_park(self, sid: str, index: int) -> None:
-        self._call(lambda: self.client.zrem(f"{PREFIX}parked", f"{sid}|{index}"))
+        self._call(lambda: self.client.zrem(PARKED_KEY, f"{sid}|{index}"))
 
     def mark_batch_due(self, sid: str, index: int, attempt: int, at: float) -> None:
         value = f"{attempt}|{at}"
-        self._call(lambda: self.client.hset(f"{PREFIX}batchdue", f"{sid}|{index}", value))
+        self._call(lambda: self.client.hset(BATCH_DUE_KEY, f"{sid}|{index}", value))
 
     def batch_due(self) -> dict[tuple[str, int], tuple[int, float]]:
-        key = f"{PREFIX}batchdue"
+        key = BATCH_DUE_KEY
         raw = self._call(lambda: cast(dict[bytes, bytes], self.client.hgetall(key)))
         due: dict[tuple[str, int], tuple[int, float]] = {}
         for field, value in raw.items():
@@ -218,13 +223,13 @@ class RedisCoordinator:
         return due
 
     def drop_batch_due(self, sid: str, index: int) -> None:
-        self._call(lambda: self.client.hdel(f"{PREFIX}batchdue", f"{sid}|{index}"))
+        self._call(lambda: self.client.hdel(BATCH_DUE_KEY, f"{sid}|{index}"))
 
     def has_epoch(self) -> bool:
-        return bool(self._call(lambda: self.client.exists(f"{PREFIX}epoch")))
+        return bool(self._call(lambda: self.client.exists(EPOCH_KEY)))
 
     def mark_epoch(self) -> None:
-        self._call(lambda: self.client.set(f"{PREFIX}epoch", "1"))
+        self._call(lambda: self.client.set(EPOCH_KEY, "1"))
 
 
 _SWAP = """
@@ -245,7 +250,7 @@ class RedisIdempotencyStore:
         self._release = self.client.register_script(_RELEASE)
 
     def claim(self, key: str, value: bytes, ttl_s: float) -> bytes | None:
-        full = f"{PREFIX}idem:{key}"
+        full = idempotency_key(key)
         for _ in range(3):  # the holder may expire between SET NX and GET
             if self._call(lambda: self.client.set(full, value, nx=True, px=int(ttl_s * 1000))):
                 return None
@@ -256,10 +261,10 @@ class RedisIdempotencyStore:
 
     def swap(self, key: str, expected: bytes, value: bytes, ttl_s: float) -> bool:
         args: list[bytes | int] = [expected, value, int(ttl_s * 1000)]
-        return bool(self._call(lambda: self._swap(keys=[f"{PREFIX}idem:{key}"], args=args)))
+        return bool(self._call(lambda: self._swap(keys=[idempotency_key(key)], args=args)))
 
     def release(self, key: str, expected: bytes) -> None:
-        self._call(lambda: self._release(keys=[f"{PREFIX}idem:{key}"], args=[expected]))
+        self._call(lambda: self._release(keys=[idempotency_key(key)], args=[expected]))
 
     def _call(self, op: Callable[[], T]) -> T:
         try:

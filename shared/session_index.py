@@ -19,12 +19,10 @@ from datetime import UTC, datetime
 from pydantic import BaseModel
 
 from shared.errors import ObjectNotFound
+from shared.keys import INDEX_OPEN, INDEX_SUMMARIES, open_key, summary_id_of, summary_key
 from shared.models import SessionState, SessionStatus, Tier, TurnState
 from shared.storage import ObjectStore
 
-OPEN_PREFIX = "index/open/"
-SUMMARY_PREFIX = "index/summaries/"
-SUMMARY_SUFFIX = ".json"
 FINAL_STATES = frozenset({SessionState.COMPLETED, SessionState.FAILED, SessionState.CANCELLED})
 
 
@@ -58,16 +56,6 @@ def summary_of(status: SessionStatus, tenant: str | None) -> StoredSummary:
     )
 
 
-def open_key(sid: str) -> str:
-    """The open marker's key."""
-    return f"{OPEN_PREFIX}{sid}"
-
-
-def summary_key(sid: str) -> str:
-    """The summary's key."""
-    return f"{SUMMARY_PREFIX}{sid}{SUMMARY_SUFFIX}"
-
-
 class SessionIndex:
     """Reads and writes the open markers and summaries of one store."""
 
@@ -93,7 +81,7 @@ class SessionIndex:
 
     def open_ids(self) -> list[str]:
         """Every session with an open marker, in id order (one LIST per 1,000)."""
-        return [key[len(OPEN_PREFIX) :] for key in self.store.list(OPEN_PREFIX)]
+        return [key[len(INDEX_OPEN) :] for key in self.store.list(INDEX_OPEN)]
 
     def is_open(self, sid: str) -> bool:
         """True while the session has a marker."""
@@ -101,9 +89,9 @@ class SessionIndex:
 
     def summary_ids(self, after: str | None = None) -> Iterator[str]:
         """Ids of every summarised session after `after`, in id order."""
-        for key in self.store.list(SUMMARY_PREFIX):
-            sid = key[len(SUMMARY_PREFIX) : -len(SUMMARY_SUFFIX)]
-            if key.endswith(SUMMARY_SUFFIX) and (after is None or sid > after):
+        for key in self.store.list(INDEX_SUMMARIES):
+            sid = summary_id_of(key)
+            if sid is not None and (after is None or sid > after):
                 yield sid
 
     def summary(self, sid: str) -> StoredSummary | None:

@@ -10,7 +10,28 @@ from pydantic import BaseModel
 
 from shared.blobcache import ObjectCache
 from shared.errors import ObjectNotFound, UnknownSession
-from shared.keys import SESSIONS, batch_key, cancel_key, session_key, turn_key
+from shared.keys import (
+    ATTEMPTS,
+    CANCEL,
+    FAILURE,
+    LOST,
+    PARKED,
+    PARKS,
+    QUALITY,
+    REQUEST,
+    RESULT,
+    SESSIONS,
+    WRITTEN_ONCE,
+    attempt_name,
+    batch_key,
+    cancel_key,
+    lost_name,
+    session_id_of,
+    session_key,
+    session_prefix,
+    turn_key,
+    turn_object,
+)
 from shared.models import (
     AttemptRecord,
     BatchRecord,
@@ -26,8 +47,6 @@ from shared.models import (
 from shared.storage import ObjectStore
 
 M = TypeVar("M", bound=BaseModel)
-
-WRITTEN_ONCE = ("/session.json", "/result.json", "/quality.json")  # never rewritten (DESIGN.md)
 
 
 def _dump(model: BaseModel) -> bytes:
@@ -129,21 +148,19 @@ class SessionRepository:
 
     def add_request(self, sid: str, request: TurnRequest) -> bool:
         """Create turn n's request; False when another writer already made turn n."""
-        return self.store.put_if_absent(
-            turn_key(sid, request.index, "request.json"), _dump(request)
-        )
+        return self.store.put_if_absent(turn_key(sid, request.index, REQUEST), _dump(request))
 
     def replace_request(self, sid: str, request: TurnRequest) -> None:
         """Reword an uncommitted turn (manual retry); the caller checked it has no result."""
-        self.store.put(turn_key(sid, request.index, "request.json"), _dump(request))
+        self.store.put(turn_key(sid, request.index, REQUEST), _dump(request))
 
     def request(self, sid: str, index: int) -> TurnRequest | None:
         """Turn n's request, or None."""
-        return self._read(turn_key(sid, index, "request.json"), TurnRequest)
+        return self._read(turn_key(sid, index, REQUEST), TurnRequest)
 
     def commit_result(self, sid: str, result: TurnResult) -> tuple[TurnResult, bool]:
         """Commit turn n once; returns the winning result and whether this call won."""
-        key = turn_key(sid, result.index, "result.json")
+        key = turn_key(sid, result.index, RESULT)
         data = _dump(result)
         if self.store.put_if_absent(key, data):
             self._keep(key, data, once=True)  # the next turn reads it here: no GET on this machine
@@ -155,27 +172,27 @@ class SessionRepository:
 
     def result(self, sid: str, index: int) -> TurnResult | None:
         """Turn n's committed result, or None."""
-        return self._read(turn_key(sid, index, "result.json"), TurnResult)
+        return self._read(turn_key(sid, index, RESULT), TurnResult)
 
     def is_committed(self, sid: str, index: int) -> bool:
         """True when turn n has a result (turn 0, the empty history, always counts)."""
-        return index == 0 or self.store.exists(turn_key(sid, index, "result.json"))
+        return index == 0 or self.store.exists(turn_key(sid, index, RESULT))
 
     def record_failure(self, sid: str, failure: FailureRecord) -> None:
         """Write (or replace) why turn n stopped."""
-        self.store.put(turn_key(sid, failure.index, "failure.json"), _dump(failure))
+        self.store.put(turn_key(sid, failure.index, FAILURE), _dump(failure))
 
     def failure(self, sid: str, index: int) -> FailureRecord | None:
         """Turn n's failure record, or None."""
-        return self._read(turn_key(sid, index, "failure.json"), FailureRecord)
+        return self._read(turn_key(sid, index, FAILURE), FailureRecord)
 
     def clear_failure(self, sid: str, index: int) -> None:
         """Remove turn n's failure record before a manual retry."""
-        self.store.delete(turn_key(sid, index, "failure.json"))
+        self.store.delete(turn_key(sid, index, FAILURE))
 
     def record_attempt(self, sid: str, record: AttemptRecord) -> bool:
         """Keep an uncommitted API attempt (once per revision and attempt number)."""
-        name = f"attempts/{record.request_revision}-{record.attempt:03d}.json"
+        name = attempt_name(record.request_revision, record.attempt)
         return self.store.put_if_absent(turn_key(sid, record.index, name), _dump(record))
 
     def park(self, sid: str, park: ParkRecord) -> None:
@@ -183,12 +200,12 @@ class SessionRepository:
         in `parks.json`, which unparking leaves in place."""
         revision = park.request_revision
         tally = ParkTally(index=park.index, request_revision=revision, parks=park.parks)
-        self.store.put(turn_key(sid, park.index, "parks.json"), _dump(tally))
-        self.store.put(turn_key(sid, park.index, "parked.json"), _dump(park))
+        self.store.put(turn_key(sid, park.index, PARKS), _dump(tally))
+        self.store.put(turn_key(sid, park.index, PARKED), _dump(park))
 
     def parked(self, sid: str, index: int) -> ParkRecord | None:
         """Turn n's park record, or None."""
-        return self._read(turn_key(sid, index, "parked.json"), ParkRecord)
+        return self._read(turn_key(sid, index, PARKED), ParkRecord)
 
     def _read_quality(self, key: str, tag: str) -> dict[str, float] | None:
         found = self._read(key, QualityRecord, tag)
@@ -197,16 +214,16 @@ class SessionRepository:
     def put_quality(self, sid: str, index: int, metrics: dict[str, float]) -> None:
         """Store a deferred turn's quality numbers when turn n+1 ends without an answer."""
         self.store.put_if_absent(
-            turn_key(sid, index, "quality.json"), _dump(QualityRecord(index=index, metrics=metrics))
+            turn_key(sid, index, QUALITY), _dump(QualityRecord(index=index, metrics=metrics))
         )
 
     def unpark(self, sid: str, index: int) -> None:
         """Forget turn n's park record (it was re-enqueued, committed or failed)."""
-        self.store.delete(turn_key(sid, index, "parked.json"))
+        self.store.delete(turn_key(sid, index, PARKED))
 
     def record_lost_call(self, sid: str, lost: LostCall) -> bool:
         """Write `lost-{attempt}.json` once; False when that attempt was recorded already."""
-        key = turn_key(sid, lost.index, f"lost-{lost.attempt}.json")
+        key = turn_key(sid, lost.index, lost_name(lost.attempt))
         return self.store.put_if_absent(key, _dump(lost))
 
     def cancel(self, sid: str) -> None:
@@ -235,8 +252,8 @@ class SessionRepository:
     def session_ids(self) -> Iterator[str]:
         """Every session id in the store, in key order."""
         for key in self.store.list(SESSIONS):
-            if key.endswith("/session.json"):
-                yield key[len(SESSIONS) : -len("/session.json")]
+            if (sid := session_id_of(key)) is not None:
+                yield sid
 
     def snapshot(self, sid: str, through: int | None = None) -> SessionSnapshot:
         """Read the session: one listing, then each object once.
@@ -244,7 +261,7 @@ class SessionRepository:
         With `through`, the objects of later turns are skipped: turn n needs only turns 1..n,
         and reading every later request made each turn cost O(session length) GETs.
         """
-        listed = list(self.store.list_tagged(f"{SESSIONS}{sid}/"))
+        listed = list(self.store.list_tagged(session_prefix(sid)))
         tags = dict(listed)
         record = self._read(session_key(sid), SessionRecord, tags.get(session_key(sid), ""))
         if record is None:
@@ -257,29 +274,29 @@ class SessionRepository:
     def _load_into(
         self, snap: SessionSnapshot, sid: str, key: str, through: int | None, tag: str = ""
     ) -> None:
-        rest = key[len(f"{SESSIONS}{sid}/") :]
-        if rest == "cancel":
+        rest = key[len(session_prefix(sid)) :]
+        if rest == CANCEL:
             snap.cancelled = True
             return
-        found = _turn_object(rest)
+        found = turn_object(rest)
         if found is None:
             return
         index, name = found
         if through is not None and index > through:
-            snap.later_requested |= name == "request.json"
+            snap.later_requested |= name == REQUEST
             return
-        if name.startswith(("attempts/", "lost-")):
+        if name.startswith((ATTEMPTS, LOST)):
             # Only status reads (no `through`) show them; a running turn need not read them.
             if through is None:
                 self._load_history(snap, key, index, name)
             return
         loaders: dict[str, tuple[dict[int, Any], Callable[[], Any]]] = {
-            "request.json": (snap.requests, lambda: self._read(key, TurnRequest, tag)),
-            "result.json": (snap.results, lambda: self._read(key, TurnResult, tag)),
-            "failure.json": (snap.failures, lambda: self._read(key, FailureRecord, tag)),
-            "parked.json": (snap.parked, lambda: self._read(key, ParkRecord, tag)),
-            "parks.json": (snap.park_tallies, lambda: self._read(key, ParkTally, tag)),
-            "quality.json": (snap.quality, lambda: self._read_quality(key, tag)),
+            REQUEST: (snap.requests, lambda: self._read(key, TurnRequest, tag)),
+            RESULT: (snap.results, lambda: self._read(key, TurnResult, tag)),
+            FAILURE: (snap.failures, lambda: self._read(key, FailureRecord, tag)),
+            PARKED: (snap.parked, lambda: self._read(key, ParkRecord, tag)),
+            PARKS: (snap.park_tallies, lambda: self._read(key, ParkTally, tag)),
+            QUALITY: (snap.quality, lambda: self._read_quality(key, tag)),
         }
         if name in loaders:
             target, read = loaders[name]
@@ -287,15 +304,7 @@ class SessionRepository:
                 target[index] = value
 
     def _load_history(self, snap: SessionSnapshot, key: str, index: int, name: str) -> None:
-        if name.startswith("attempts/") and (attempt := self._read(key, AttemptRecord)):
+        if name.startswith(ATTEMPTS) and (attempt := self._read(key, AttemptRecord)):
             snap.attempts.setdefault(index, []).append(attempt)
-        elif name.startswith("lost-") and (lost := self._read(key, LostCall)):
+        elif name.startswith(LOST) and (lost := self._read(key, LostCall)):
             snap.lost.setdefault(index, []).append(lost)
-
-
-def _turn_object(rest: str) -> tuple[int, str] | None:
-    """(turn index, object name) of a key under the session, or None for anything else."""
-    parts = rest.split("/")
-    if len(parts) < 3 or parts[0] != "turns" or not parts[1].isdigit():
-        return None
-    return int(parts[1]), "/".join(parts[2:])

@@ -14,11 +14,9 @@ from datetime import datetime
 from pydantic import Field
 
 from shared.errors import ObjectNotFound
+from shared.keys import WAVES, WAVES_OPEN, wave_id_of, wave_key, wave_open_key
 from shared.models import Strict
 from shared.storage import ObjectStore
-
-WAVES = "waves/"
-OPEN = "waves/open/"
 
 
 class WaveLine(Strict):
@@ -53,11 +51,6 @@ def line_key(sid: str, index: int, attempt: int) -> str:
     return f"{sid}:{index}:{attempt}"
 
 
-def wave_key(wave_id: str) -> str:
-    """Key of a wave's record."""
-    return f"{WAVES}{wave_id}/wave.json"
-
-
 class WaveRepository:
     """Typed access to the waves of one store."""
 
@@ -68,9 +61,9 @@ class WaveRepository:
         """Write the wave's record (and its open marker until it is done)."""
         self.store.put(wave_key(wave.wave_id), wave.model_dump_json().encode())
         if wave.state == "done":
-            self.store.delete(f"{OPEN}{wave.wave_id}")
+            self.store.delete(wave_open_key(wave.wave_id))
         else:
-            self.store.put(f"{OPEN}{wave.wave_id}", b"")
+            self.store.put(wave_open_key(wave.wave_id), b"")
 
     def get(self, wave_id: str) -> WaveRecord | None:
         """A wave's record, or None."""
@@ -81,13 +74,14 @@ class WaveRepository:
 
     def open_waves(self) -> list[WaveRecord]:
         """Every wave not yet done (one listing of the open markers)."""
-        ids = [key[len(OPEN) :] for key in self.store.list(OPEN)]
+        ids = [key[len(WAVES_OPEN) :] for key in self.store.list(WAVES_OPEN)]
         return [wave for wave in map(self.get, ids) if wave is not None and wave.state != "done"]
 
     def all_waves(self) -> Iterator[WaveRecord]:
         """Every wave in the store, oldest id first."""
         for key in self.store.list(WAVES):
-            if key.endswith("/wave.json") and not key.startswith(OPEN):
-                wave = self.get(key[len(WAVES) : -len("/wave.json")])
+            wave_id = wave_id_of(key)
+            if wave_id is not None:
+                wave = self.get(wave_id)
                 if wave is not None:
                     yield wave

@@ -29,13 +29,12 @@ from pydantic import BaseModel, ValidationError
 from shared.broker import CeleryEnqueuer, Enqueuer
 from shared.errors import BrokerUnavailable, EditQueueError, ObjectNotFound
 from shared.events import Event, EventSink, NullSink
+from shared.keys import OUTBOX, delivery_key, event_key, outbox_key
 from shared.sessions import SessionRepository
 from shared.storage import ObjectStore
-from shared.webhooks import QUEUE_WEBHOOKS, TASK_DELIVER_WEBHOOK, delivery_key, event_key
+from shared.webhooks import QUEUE_WEBHOOKS, TASK_DELIVER_WEBHOOK
 
 log = logging.getLogger("editqueue.webhooks")
-
-OUTBOX = "outbox/"
 
 
 class WebhookQueue(Protocol):
@@ -61,11 +60,6 @@ class OutboxEntry(BaseModel):
     event_id: str
     attempt: int = 1
     due_at: float  # unix seconds the attempt is due (its message may wait in the broker until)
-
-
-def outbox_key(sid: str, event_id: str) -> str:
-    """Where an unfinished event's outbox entry lives."""
-    return f"{OUTBOX}{sid}/{event_id}.json"
 
 
 def put_entry(store: ObjectStore, entry: OutboxEntry) -> None:

@@ -33,7 +33,6 @@ from urllib.parse import urlsplit
 from shared.config import Settings
 from shared.errors import InvalidSpec, WebhookRefused
 from shared.events import Event
-from shared.keys import SESSIONS
 from shared.models import public_session_id
 
 TASK_DELIVER_WEBHOOK = "editqueue.deliver_webhook"
@@ -113,16 +112,6 @@ def payload(event: Event) -> bytes:
         "data": {**data, **event.data},
     }
     return json.dumps(document, separators=(",", ":"), sort_keys=True).encode()
-
-
-def event_key(sid: str, event_id: str) -> str:
-    """Where an event waiting for delivery is stored (written once; dedupes re-emissions)."""
-    return f"{SESSIONS}{sid}/events/{event_id}.json"
-
-
-def delivery_key(sid: str, event_id: str) -> str:
-    """Where the final outcome of an event's delivery is recorded (delivered or gave up)."""
-    return f"{SESSIONS}{sid}/events/{event_id}.delivery.json"
 
 
 def valid_event_id(value: str) -> str:

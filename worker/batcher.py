@@ -25,6 +25,7 @@ from typing import Any
 
 from shared.coordination import LiveTurn
 from shared.errors import PermanentError, ServerError, TransientError
+from shared.keys import BATCHER_LEASE
 from shared.models import TurnState
 from shared.waves import WaveLine, WaveRecord, WaveRepository
 from worker.gemini_batch import BatchApi
@@ -41,7 +42,6 @@ from worker.wave_results import job_lines
 from worker.wiring import WorkerServices
 
 log = logging.getLogger("editqueue.batcher")
-BATCHER_LEASE = "batcher"
 BATCHER_LEASE_S = 900.0
 COMMIT_THREADS = 8  # lines of a finished wave committed at once (each is a few store writes)
 ENDED_BAD = frozenset({"BATCH_STATE_FAILED", "BATCH_STATE_EXPIRED", "BATCH_STATE_CANCELLED"})

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol, cast
 
-from shared.keys import REDIS_PREFIX
+from shared.keys import budget_keys
 from shared.redis_state import RedisClient, redis_outage
 
 EPSILON_USD = 1e-9
@@ -99,25 +99,22 @@ class RedisLedger:
         self._reserve = client.register_script(_RESERVE)
         self._settle = client.register_script(_SETTLE)
 
-    def _keys(self, scope: str) -> list[str]:
-        return [f"{REDIS_PREFIX}budget:{scope}", f"{REDIS_PREFIX}budget:{scope}:held"]
-
     def reserve(
         self, scope: str, owner: str, amount: float, limit: float, spent: Callable[[], float]
     ) -> bool:
         now = time.time()
         args: list[float | str] = [now, now + self._hold_s, amount, limit, owner]
         with redis_outage("budget ledger unavailable"):
-            result = self._reserve(keys=self._keys(scope), args=args)
+            result = self._reserve(keys=budget_keys(scope), args=args)
             if result == -1:  # no ledger yet (new or wiped Redis): rebuild spend from the store
-                self._client.hsetnx(self._keys(scope)[0], "spent", str(spent()))
-                result = self._reserve(keys=self._keys(scope), args=args)
+                self._client.hsetnx(budget_keys(scope)[0], "spent", str(spent()))
+                result = self._reserve(keys=budget_keys(scope), args=args)
         return bool(result == 1)
 
     def settle(self, scope: str, owner: str, actual: float) -> None:
         with redis_outage("budget ledger unavailable"):
-            self._settle(keys=self._keys(scope), args=[owner, actual])
+            self._settle(keys=budget_keys(scope), args=[owner, actual])
 
     def spent(self, scope: str) -> float:
-        value = cast(bytes | None, self._client.hget(self._keys(scope)[0], "spent"))
+        value = cast(bytes | None, self._client.hget(budget_keys(scope)[0], "spent"))
         return float(value) if value is not None else 0.0

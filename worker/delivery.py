@@ -22,13 +22,12 @@ from pydantic import BaseModel
 from shared import webhook_sink
 from shared.errors import InvalidSpec, ObjectNotFound, WebhookRefused, WebhookUnreachable
 from shared.events import Event
+from shared.keys import delivery_key, event_key, webhook_lease
 from shared.services import Services
 from shared.webhook_sink import WebhookQueue
 from shared.webhooks import (
     DELIVERY_TIMEOUT_S,
     allowed_networks,
-    delivery_key,
-    event_key,
     hop_s,
     payload,
     retry_delay_s,
@@ -107,7 +106,7 @@ class WebhookDelivery:
         if url is None:
             webhook_sink.finish(store, sid, event_id)
             return Delivery.NO_WEBHOOK
-        lease = f"webhook:{event_id}"
+        lease = webhook_lease(event_id)
         if not self.services.coord.acquire_lease(
             lease, self.owner, DELIVERY_TIMEOUT_S + LEASE_MARGIN_S
         ):

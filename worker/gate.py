@@ -21,7 +21,7 @@ from typing import Protocol
 from limits import RateLimitItem, parse
 
 from shared.errors import InvalidSpec
-from shared.keys import REDIS_PREFIX
+from shared.keys import INFLIGHT_KEY, rate_key
 from shared.redis_state import RedisClient, redis_outage
 
 IDENTITY = "gemini-calls"
@@ -144,7 +144,7 @@ class RedisGate:
         self._max = max_inflight
         self._acquire = client.register_script(_ACQUIRE)
         self._take = client.register_script(_TAKE)
-        self._key = f"{REDIS_PREFIX}inflight"
+        self._key = INFLIGHT_KEY
 
     def admit(self, owner: str, ttl_s: float) -> float | None:
         with redis_outage("call gate unavailable"):
@@ -159,7 +159,7 @@ class RedisGate:
         if self._rate is None:
             return None
         # One key per quota, so a changed EDITQUEUE_RATE_LIMIT starts a window of its own.
-        key = f"{REDIS_PREFIX}rate:{IDENTITY}:{self._rate.amount}/{self._rate.get_expiry()}s"
+        key = rate_key(IDENTITY, self._rate.amount, self._rate.get_expiry())
         wait = self._take(keys=[key], args=[self._rate.amount, guarded_span_s(self._rate)])
         return None if wait is None else max(MIN_WAIT_S, float(wait))
 

@@ -16,14 +16,10 @@ from contextlib import contextmanager
 
 from shared.coordination import Coordinator
 from shared.errors import EditQueueError
+from shared.keys import turn_lease
 
 log = logging.getLogger("editqueue.heartbeat")
 BEATS_PER_TTL = 3
-
-
-def lease_key(sid: str, index: int) -> str:
-    """The Redis lease of turn n of a session."""
-    return f"{sid}:{index}"
 
 
 class Heartbeat:
@@ -56,7 +52,7 @@ class Heartbeat:
                 log.warning("turn %s/%d: could not drop its heartbeat", sid, index)
 
     def _beat(self, sid: str, index: int, owner: str) -> None:
-        if self.coord.acquire_lease(lease_key(sid, index), owner, self.ttl_s):
+        if self.coord.acquire_lease(turn_lease(sid, index), owner, self.ttl_s):
             self.coord.beat(sid, index, time.time() + self.ttl_s)
         else:
             log.warning("turn %s/%d: lease taken over (this worker stalled?)", sid, index)

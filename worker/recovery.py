@@ -14,10 +14,10 @@ from datetime import UTC, datetime
 
 from shared.broker import LANE_STANDARD, dispatch
 from shared.coordination import LiveTurn
+from shared.keys import turn_lease
 from shared.models import LostCall, TurnState
 from shared.services import Services
 from shared.status import WORKER_LOST, lost_error, turn_state
-from worker.heartbeat import lease_key
 from worker.spend import call_price
 
 log = logging.getLogger("editqueue.recovery")
@@ -29,7 +29,7 @@ def recover_lost(services: Services, owner: str, now: float) -> int:
     coord = services.coord
     count = 0
     for sid, index in coord.lapsed(now, LOST_BATCH):
-        key = lease_key(sid, index)
+        key = turn_lease(sid, index)
         if not coord.acquire_lease(key, owner, services.settings.lease_ttl_s):
             continue  # its worker renewed the lease after all: alive, only slow
         try:

@@ -7,11 +7,10 @@ from dataclasses import dataclass, field
 
 from shared.catalog import profile_for, turn_cost_usd
 from shared.history import effective_size, estimate_tokens
+from shared.keys import BATCH_SCOPE, batch_scope, session_scope
 from shared.metrics import record_budget
 from shared.sessions import SessionRepository, SessionSnapshot
 from worker.budget import BudgetLedger
-
-BATCH_SCOPE = "batch:"
 
 
 @dataclass(frozen=True)
@@ -30,7 +29,7 @@ def budget_scopes(repo: SessionRepository, snap: SessionSnapshot) -> list[Scope]
     if record.budget_usd is not None:
         session_spent = sum(r.cost_usd for r in snap.results.values())
         scopes.append(
-            Scope(f"session:{record.session_id}", record.budget_usd, lambda: session_spent)
+            Scope(session_scope(record.session_id), record.budget_usd, lambda: session_spent)
         )
     if record.batch_id is not None:
         batch = repo.batch(record.batch_id)
@@ -40,7 +39,7 @@ def budget_scopes(repo: SessionRepository, snap: SessionSnapshot) -> list[Scope]
                 snaps = (repo.snapshot(sid) for sid in batch.session_ids)
                 return sum(r.cost_usd for s in snaps for r in s.results.values())
 
-            scopes.append(Scope(f"{BATCH_SCOPE}{batch.batch_id}", batch.budget_usd, batch_spent))
+            scopes.append(Scope(batch_scope(batch.batch_id), batch.budget_usd, batch_spent))
     return scopes
 
 

@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Callable
 
 from shared.config import Settings
+from shared.keys import RECONCILE_LEASE, SWEEP_LEASE
 from shared.reconcile import reconcile, sweep_parked
 from shared.webhook_sink import sweep_outbox, webhook_queue_for
 from shared.webhooks import DELIVERY_TIMEOUT_S
@@ -20,8 +21,6 @@ from worker.recovery import recover_lost
 from worker.wiring import WorkerServices
 
 log = logging.getLogger("editqueue.sweeper")
-SWEEP_LEASE = "sweep"
-LAST_FULL_LEASE = "reconcile-recent"
 
 
 def outbox_grace_s(settings: Settings) -> float:
@@ -47,7 +46,7 @@ def sweep_once(
         # across the fleet; a wiped Redis has no epoch and gets one at once.
         # A fresh owner each time: the lease is re-entrant for its holder, and this one must not be.
         marker = f"{owner}-{now}"
-        due_full = coord.acquire_lease(LAST_FULL_LEASE, marker, settings.reconcile_interval_s)
+        due_full = coord.acquire_lease(RECONCILE_LEASE, marker, settings.reconcile_interval_s)
         if not coord.has_epoch() or due_full:
             reconciled = reconcile(services, now)
         parked = sweep_parked(services, now)

@@ -32,13 +32,14 @@ from shared.errors import (
 )
 from shared.events import EventKind, make_event
 from shared.history import check_fits, effective_size, estimate_tokens
+from shared.keys import turn_lease
 from shared.models import Tier, TurnRequest, TurnResult
 from shared.responses import ApiResponse, ReturnedPart, check_response
 from shared.sessions import SessionSnapshot
 from worker.actions import Attempt, Fail, Park, Requeue, Stop, action_for
 from worker.effects import TurnEffects
 from worker.failpoints import failpoint
-from worker.heartbeat import heartbeat_for, lease_key
+from worker.heartbeat import heartbeat_for
 from worker.interactions import InteractionsClient
 from worker.measuring import deferred, measure, measure_later
 from worker.observe import TurnObservation
@@ -160,7 +161,7 @@ class TurnRunner:
 
     def _steps(self, turn: Turn, effects: TurnEffects) -> Outcome:
         sid, index = turn.sid, turn.index
-        lease = lease_key(sid, index)
+        lease = turn_lease(sid, index)
         # Short, renewed by the heartbeat while the attempt runs: a dead holder's lapses in
         # seconds and the sweep puts the turn back (worker/recovery.py).
         ttl_s = self.services.settings.lease_ttl_s

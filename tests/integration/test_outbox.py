@@ -18,11 +18,11 @@ from typing import ClassVar
 import pytest
 
 from shared.events import EventKind, make_event
+from shared.keys import delivery_key, event_key, outbox_key
 from shared.models import SessionRecord
 from shared.s3 import S3Store
 from shared.sessions import SessionRepository
-from shared.webhook_sink import OutboxEntry, outbox_key, put_entry
-from shared.webhooks import delivery_key, event_key
+from shared.webhook_sink import OutboxEntry, put_entry
 from tests.integration.services import Stack, wait_until
 from tests.integration.test_http_api import WEBHOOK_SECRET
 

@@ -10,10 +10,11 @@ from pathlib import Path
 
 from producer import sessions
 from producer.listing import session_page
+from shared.keys import open_key
 from shared.models import SessionState, TurnSpec
 from shared.reconcile import reconcile
 from shared.services import Services
-from shared.session_index import SessionIndex, open_key
+from shared.session_index import SessionIndex
 from shared.storage import MemoryStore
 from tests.producer.conftest import commit_turn, fail_turn, spec_of
 

@@ -14,8 +14,9 @@ import redis
 
 from shared.coordination import Coordinator, LiveTurn, MemoryCoordinator
 from shared.errors import StorageUnavailable, TransientError
+from shared.keys import REDIS_PREFIX
 from shared.models import ErrorInfo, TurnState
-from shared.redis_state import PREFIX, RedisCoordinator
+from shared.redis_state import RedisCoordinator
 
 QUOTA = ErrorInfo(kind="rate_limited", status=429, message="quota exhausted")
 
@@ -178,7 +179,7 @@ def test_redis_keys_all_start_with_the_prefix(rcoord: RedisCoordinator) -> None:
     rcoord.acquire_lease("s1:0001", "worker-a", 30)
     rcoord.set_live("s1", 1, LiveTurn(state=TurnState.RUNNING))
     rcoord.track_session("s1")
-    assert PREFIX == "eq:"
+    assert REDIS_PREFIX == "eq:"
     assert sorted(rcoord.client.keys("*")) == [b"eq:lease:s1:0001", b"eq:live:s1", b"eq:sessions"]
 
 

@@ -11,11 +11,12 @@ from celery import Celery
 from shared.broker import CeleryEnqueuer
 from shared.errors import StorageUnavailable
 from shared.events import EventKind, NullSink, make_event
+from shared.keys import delivery_key, event_key
 from shared.models import SessionRecord
 from shared.sessions import SessionRepository
 from shared.storage import MemoryStore
 from shared.webhook_sink import CeleryWebhookQueue, WebhookSink, webhook_sink_for
-from shared.webhooks import QUEUE_WEBHOOKS, TASK_DELIVER_WEBHOOK, delivery_key, event_key
+from shared.webhooks import QUEUE_WEBHOOKS, TASK_DELIVER_WEBHOOK
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 

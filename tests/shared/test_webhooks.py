@@ -14,10 +14,9 @@ import pytest
 from shared.config import load_settings
 from shared.errors import InvalidSpec
 from shared.events import EventKind, make_event
+from shared.keys import delivery_key, event_key
 from shared.webhooks import (
     RETRY_DELAYS_S,
-    delivery_key,
-    event_key,
     hop_s,
     parse_secret,
     payload,

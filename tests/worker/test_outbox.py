@@ -7,8 +7,8 @@ from pathlib import Path
 
 from shared.errors import BrokerUnavailable
 from shared.events import EventKind, make_event
-from shared.webhook_sink import OUTBOX, OutboxEntry, WebhookSink, outbox_key, sweep_outbox
-from shared.webhooks import event_key
+from shared.keys import OUTBOX, event_key, outbox_key
+from shared.webhook_sink import OutboxEntry, WebhookSink, sweep_outbox
 from tests.worker.conftest import World, make_world
 from tests.worker.test_webhooks import NOW, SECRET, URL, Queue, Receiver
 from worker.delivery import Delivery, WebhookDelivery

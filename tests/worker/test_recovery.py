@@ -9,10 +9,11 @@ import time
 from pathlib import Path
 
 from shared.coordination import LiveTurn
+from shared.keys import turn_lease
 from shared.models import SessionState, TurnState
 from shared.status import build_status
 from tests.worker.conftest import World, answer, jpeg, make_world
-from worker.heartbeat import Heartbeat, lease_key
+from worker.heartbeat import Heartbeat
 from worker.recovery import recover_lost
 from worker.turn import Outcome, TurnRunner
 
@@ -20,7 +21,7 @@ from worker.turn import Outcome, TurnRunner
 def died_mid_call(world: World, sid: str, index: int = 1) -> None:
     """What a SIGKILLed worker leaves: a running entry, a lapsed heartbeat and lease."""
     world.coord.set_live(sid, index, LiveTurn(state=TurnState.RUNNING, attempts=1))
-    assert world.coord.acquire_lease(lease_key(sid, index), "dead-worker", 0.01)
+    assert world.coord.acquire_lease(turn_lease(sid, index), "dead-worker", 0.01)
     world.coord.beat(sid, index, time.time() - 1)
     time.sleep(0.02)
 
@@ -63,7 +64,7 @@ def test_a_slow_worker_that_still_holds_its_lease_keeps_its_turn(tmp_path: Path)
     world = make_world(tmp_path, [])
     sid = world.session(["a room"])
     world.coord.set_live(sid, 1, LiveTurn(state=TurnState.RUNNING, attempts=1))
-    assert world.coord.acquire_lease(lease_key(sid, 1), "slow-worker", 30)
+    assert world.coord.acquire_lease(turn_lease(sid, 1), "slow-worker", 30)
     world.coord.beat(sid, 1, time.time() - 1)  # the zset entry lags, the lease does not
 
     assert recover_lost(world.services, "sweeper", time.time()) == 0
@@ -88,11 +89,11 @@ def test_the_brokers_later_redelivery_of_the_dead_attempt_is_absorbed(tmp_path: 
 def test_the_heartbeat_renews_a_held_lease_and_forgets_it_after(tmp_path: Path) -> None:
     world = make_world(tmp_path, [])
     beat = Heartbeat(world.coord, ttl_s=0.3)
-    assert world.coord.acquire_lease(lease_key("s1", 1), "w1", 0.3)
+    assert world.coord.acquire_lease(turn_lease("s1", 1), "w1", 0.3)
 
     with beat.holding("s1", 1, "w1"):
         time.sleep(0.6)  # two ttls: alive only because it was renewed
-        assert not world.coord.acquire_lease(lease_key("s1", 1), "other", 0.3)
+        assert not world.coord.acquire_lease(turn_lease("s1", 1), "other", 0.3)
         assert world.coord.lapsed(time.time(), 10) == []
 
     assert world.coord.lapsed(time.time() + 60, 10) == []

@@ -13,7 +13,8 @@ import pytest
 
 from shared.errors import WebhookUnreachable
 from shared.events import EventKind, make_event
-from shared.webhooks import delivery_key, event_key, verify
+from shared.keys import delivery_key, event_key
+from shared.webhooks import verify
 from tests.worker.conftest import World, make_world
 from worker.delivery import Delivery, DeliveryRecord, WebhookDelivery
 
