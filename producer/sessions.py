@@ -122,7 +122,9 @@ def submit_many(
     tier: Tier | None = None,
     scope_ids: bool = True,
 ) -> list[str]:
-    """Validate every session, write them all (in parallel), then enqueue each; ids in order.
+    """Validate every session, then write each (in parallel) and enqueue it once written; ids
+    in order. Nothing is written when any spec is invalid; a write that fails stops the rest
+    (the sessions already written run, as the sweep would run them anyway: they are open).
 
     With `batch_id`, the batch manifest (every session id and `budget_usd`) is the first write.
     With `tenant`, client-chosen ids are stored as `tenant.id` (another tenant's id is no
@@ -136,15 +138,20 @@ def submit_many(
     if batch_id is not None:
         create_manifest(services.repo, batch_id, sids, budget_usd, _now())
     owner = {"tenant": tenant, "webhook_url": webhook_url}
-    parallel_map(
-        lambda job: _write_session(services, job[0], job[1], batch_id, owner, job[2]),
-        list(zip(items, sids, tiers, strict=True)),
-        desc="writing" if show_progress else None,
-    )
-    for sid, session_tier in zip(sids, tiers, strict=True):
+
+    def write_and_start(job: tuple[LoadedSpec, str, Tier]) -> None:
+        item, sid, session_tier = job
+        _write_session(services, item, sid, batch_id, owner, session_tier)
+        # At once, not after the whole batch: the first turns run while the rest is written.
         enqueue(services, sid, 1, session_tier)
         services.coord.track_session(sid)
         record_session("submitted")
+
+    parallel_map(
+        write_and_start,
+        list(zip(items, sids, tiers, strict=True)),
+        desc="writing" if show_progress else None,
+    )
     return sids
 
 

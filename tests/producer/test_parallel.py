@@ -1,4 +1,4 @@
-"""Parallel store writes: order kept, the first error raised, nothing enqueued before the writes."""
+"""Parallel store writes: order kept, the first error raised, each session enqueued once written."""
 
 from __future__ import annotations
 
@@ -49,16 +49,21 @@ class WrittenFirst:
     services: Services | None = None
     stored_at_first_enqueue: int | None = None
     calls: list[tuple[str, int]] = field(default_factory=list)
+    complete_at_enqueue: list[bool] = field(default_factory=list)
 
     def enqueue_turn(
         self, sid: str, index: int, *, attempt: int = 1, countdown_s: float = 0
     ) -> None:
-        if self.stored_at_first_enqueue is None and self.services is not None:
-            self.stored_at_first_enqueue = len(list(self.services.repo.session_ids()))
+        if self.services is not None:
+            repo = self.services.repo
+            if self.stored_at_first_enqueue is None:
+                self.stored_at_first_enqueue = len(list(repo.session_ids()))
+            written = repo.find_session(sid) is not None and repo.request(sid, 2) is not None
+            self.complete_at_enqueue.append(written)
         self.calls.append((sid, index))
 
 
-def test_a_batch_is_enqueued_only_after_every_session_is_written(tmp_path: Path) -> None:
+def test_each_session_is_enqueued_once_it_is_written_not_after_the_batch(tmp_path: Path) -> None:
     enqueuer = WrittenFirst()
     services = make_services(tmp_path, enqueuer)  # type: ignore[arg-type]
     enqueuer.services = services
@@ -66,6 +71,9 @@ def test_a_batch_is_enqueued_only_after_every_session_is_written(tmp_path: Path)
 
     sids = sessions.submit_many(services, items, batch_id="b1")
 
-    assert enqueuer.stored_at_first_enqueue == 40
-    assert enqueuer.calls == [(sid, 1) for sid in sids]
-    assert all(services.repo.request(sid, 2) is not None for sid in sids)
+    assert sorted(enqueuer.calls) == sorted((sid, 1) for sid in sids)
+    # every turn 1 was queued with its own session complete in the store
+    assert enqueuer.complete_at_enqueue == [True] * 40
+    # and not only after the whole batch (the first of 40 went before the last was written)
+    assert enqueuer.stored_at_first_enqueue is not None
+    assert enqueuer.stored_at_first_enqueue < 40
