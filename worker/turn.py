@@ -1,12 +1,11 @@
 """One turn, start to finish: DESIGN.md "The turn task", steps 1-8, for one delivery.
 
 Every error a step raises becomes one action through `worker.actions.action_for`; the runner
-only carries it out (`carry_out`).
+only carries it out (`carry_out`). Steps 5-6, the call itself, are `worker.call.Caller`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import random
 import time
@@ -20,33 +19,26 @@ from shared import tracing
 from shared.broker import LANE_STANDARD
 from shared.catalog import profile_for, turn_cost_usd
 from shared.errors import (
-    BadRequest,
     EditQueueError,
-    InteractionGone,
     LeaseHeld,
-    NoToken,
-    OverBudget,
-    PermanentError,
     TransientError,
-    raise_budget,
 )
 from shared.events import EventKind, make_event
-from shared.history import check_fits, effective_size, estimate_tokens
+from shared.history import effective_size
 from shared.keys import turn_lease
 from shared.models import Tier, TurnRequest, TurnResult
-from shared.responses import ApiResponse, ReturnedPart, check_response
+from shared.responses import ApiResponse, ReturnedPart
 from shared.sessions import SessionSnapshot
 from worker.actions import Attempt, Fail, Park, Requeue, Stop, action_for
+from worker.call import Caller, interactions_of
 from worker.effects import TurnEffects
 from worker.failpoints import failpoint
 from worker.heartbeat import heartbeat_for
-from worker.interactions import InteractionsClient
 from worker.measuring import deferred, measure, measure_later
 from worker.observe import TurnObservation
-from worker.request_body import StreamingBody
 from worker.results import build_result
-from worker.spend import BudgetHold, budget_scopes
-from worker.transport import Mode, Plan, chain_fields, fallback_plan, first_plan, orphaned
+from worker.spend import BudgetHold
+from worker.transport import chain_fields, orphaned
 from worker.wiring import WorkerServices
 
 log = logging.getLogger("editqueue.turn")
@@ -119,10 +111,6 @@ class TurnRunner:
     rng: random.Random = field(default_factory=random.Random)
     lane: str = LANE_STANDARD  # the tier this delivery calls (and bills) at: standard or flex
     obs: TurnObservation = field(init=False)
-
-    @property
-    def _ttl_s(self) -> float:
-        return self.services.settings.longest_task_s
 
     def run(self, sid: str, index: int, attempt: int) -> Outcome:
         """Steps 1-8 for one delivery; whatever a step raises becomes one action. Then one
@@ -199,7 +187,8 @@ class TurnRunner:
         effects.running(turn.attempt)
         turn.measuring = measure_later(self.services.blobs, snap, index - 1)
         turn.in_call = True
-        response, chosen, hold = self._call(turn)  # 5-6. build, fit, hold, gate, call, check
+        caller = Caller(self.services, self.owner, self.lane, self.obs)
+        response, chosen, hold = caller.call(snap, index)  # 5-6. build, fit, hold, gate, call
         turn.in_call = False
         return self.commit(turn, effects, response, chosen, hold)  # 7-8. commit, chain, tell
 
@@ -267,90 +256,6 @@ class TurnRunner:
                 exc_info=True,
             )
 
-    def _call(self, turn: Turn) -> tuple[ApiResponse, ReturnedPart, BudgetHold]:
-        """Steps 5-6: build the streamed body, check it fits, hold the budget, pass the gate."""
-        snap, index = turn.snap, turn.index
-        assert snap is not None
-        record = snap.record
-        profile = profile_for(record.model)
-        plan = first_plan(snap, index, self.lane, datetime.now(UTC))
-        body, tokens = self._fitted(snap, index, plan)
-        overrides = self.services.settings.price_overrides
-        usage = {"promptTokenCount": tokens}
-        price = turn_cost_usd(profile, turn.size, usage, overrides, 1, self.lane)
-        hold = BudgetHold(self.services.ledger, self.owner, budget_scopes(self.services.repo, snap))
-        refused = hold.reserve(price)
-        if refused is not None:
-            todo = raise_budget(refused.name, refused.limit_usd, price, record.session_id, index)
-            raise OverBudget(f"budget {refused.name} of ${refused.limit_usd:.2f} reached; {todo}")
-        try:
-            response = self._send(snap, index, plan, body)
-            failpoint(self.services.settings, "after_call")
-        except BaseException:
-            hold.settle(0.0)  # not billed
-            raise
-        try:
-            return response, check_response(response), hold
-        except BaseException:
-            billed = turn_cost_usd(profile, turn.size, response.usage, {}, 0, self.lane)
-            self.obs.billed(billed)
-            hold.settle(billed)
-            raise
-
-    def _fitted(self, snap: SessionSnapshot, index: int, plan: Plan) -> tuple[StreamingBody, int]:
-        """The streamed body and token estimate of `plan`, refused when over a limit (the size
-        guard sees only what is sent: a chain sends no history)."""
-        record = snap.record
-        profile = profile_for(record.model)
-        body = StreamingBody(plan.payload, self.services.blobs.path)
-        tokens = estimate_tokens(profile, plan.token_record(record), snap.requests, index)
-        check_fits(profile, tokens, body.content_length, index, record.session_id)
-        return body, tokens
-
-    def _send(
-        self, snap: SessionSnapshot, index: int, plan: Plan, body: StreamingBody
-    ) -> ApiResponse:
-        """The call, and its fallbacks (a gone chain is seeded; a refused seed is replayed)."""
-        sid = snap.record.session_id
-        sent = 0
-        while True:
-            sent += body.content_length
-            try:
-                response = self._gated_call(snap.record.model, sid, body, plan)
-                return dataclasses.replace(response, upload_bytes=sent, transport=plan.mode.value)
-            except (InteractionGone, BadRequest) as exc:
-                fallback = fallback_plan(snap, index, plan, exc, self.lane)
-                if fallback is None:
-                    raise
-                log.warning("turn %s/%d: %s; now %s from S3", sid, index, exc, fallback.mode)
-                plan = fallback
-                body, _ = self._fitted(snap, index, plan)
-
-    def _gated_call(
-        self, model: str, sid: str, body: StreamingBody, plan: Plan | None = None
-    ) -> ApiResponse:
-        # Nothing but the HTTP send may sit between admission and the call: the API counts a
-        # call when it arrives, and a store round trip here made arrivals overflow the window.
-        # (A cancel is seen in the session's listing read at the start of the attempt.)
-        gate = self.services.gate
-        wait = gate.admit(self.owner, self._ttl_s)
-        if wait is not None:
-            raise NoToken(f"call gate: wait {wait:.1f}s", wait_s=wait)
-        try:
-            if plan is None or not plan.interactions:
-                return self.obs.call(lambda: self.services.gemini.generate(model, body))
-            client = self._interactions()
-            chained = plan.mode is Mode.CHAIN
-            return self.obs.call(lambda: client.create(body, chained=chained))
-        finally:
-            gate.release(self.owner)
-
-    def _interactions(self) -> InteractionsClient:
-        client = self.services.interactions
-        if client is None:
-            raise PermanentError("this process has no Interactions API client configured")
-        return client
-
     def commit(
         self,
         turn: Turn,
@@ -391,7 +296,7 @@ class TurnRunner:
             hold.settle(cost_usd)  # billed, whether or not this attempt won the commit
         if not won and (loser := orphaned(response, winner)) is not None:
             # The committed answer's interaction is the chain; ours would only fork it.
-            self._interactions().delete(loser)
+            interactions_of(self.services).delete(loser)
         effects.done()
         if index in snap.parked:
             self.services.repo.unpark(sid, index)
