@@ -45,11 +45,15 @@ def lost(live: LiveTurn, now: float | None = None) -> bool:
 
 def lost_error(live: LiveTurn) -> ErrorInfo:
     """Why a turn is retrying after its worker stopped."""
-    when = datetime.fromtimestamp(live.lease_until or 0, UTC).strftime("%H:%M:%S")
+    # A broker redelivery that found the lease still held may have rewritten the entry without
+    # the lease's end (seen in tests/integration/test_faults.py): then say no time, not 00:00:00.
+    when = ""
+    if live.lease_until:
+        when = f" ({datetime.fromtimestamp(live.lease_until, UTC).strftime('%H:%M:%S')} UTC)"
     return ErrorInfo(
         kind=WORKER_LOST,
         status=None,
-        message=f"the worker running attempt {live.attempts} stopped heartbeating ({when} UTC); "
+        message=f"the worker running attempt {max(1, live.attempts)} stopped heartbeating{when}; "
         "the sweep puts the turn back",
     )
 

@@ -244,13 +244,18 @@ def test_worker_sigkilled_at_a_failpoint_loses_no_turn_and_commits_each_once(
 
     assert_committed_once(fstack, doc)
     assert ok_calls(emulator_stats(fstack)) == paid
-    # The redelivered message of turn 1 (same task id) ran on the rescuer.
+    # Turn 1 ran on the rescuer: the broker's redelivery of attempt 1 (same task id) or, when
+    # the dead worker's lease lapsed first, attempt 2 from the sweep (worker/recovery.py); the
+    # later of the two is absorbed ("busy" while the dead delivery's lease is held).
     delivered = re.findall(
-        rf"run_turn\[{sid}:0001:1\] succeeded in [\d.]+s: '(\w+)'", rescuer.output()
+        rf"run_turn\[{sid}:0001:\d+\] succeeded in [\d.]+s: '(\w+)'", rescuer.output()
     )
-    expected = "already_done" if point == "after_commit" else "committed"
-    # "busy" when the redelivery beat the dead delivery's lease (12 s, 2 s under the timeout).
-    assert [outcome for outcome in delivered if outcome != "busy"] == [expected]
+    outcomes = [outcome for outcome in delivered if outcome != "busy"]
+    if point == "after_commit":
+        assert outcomes == ["already_done"], rescuer.output()[-4000:]  # and it chained turn 2
+    else:
+        assert outcomes.count("committed") == 1, rescuer.output()[-4000:]
+        assert set(outcomes) <= {"committed", "already_done"}, rescuer.output()[-4000:]
 
 
 def child_talking_to(parent: int, port: int) -> int:
