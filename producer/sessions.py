@@ -138,12 +138,18 @@ def submit_many(
     if batch_id is not None:
         create_manifest(services.repo, batch_id, sids, budget_usd, _now())
     owner = {"tenant": tenant, "webhook_url": webhook_url}
+    unqueued: list[StorageUnavailable] = []
 
     def write_and_start(job: tuple[LoadedSpec, str, Tier]) -> None:
         item, sid, session_tier = job
         _write_session(services, item, sid, batch_id, owner, session_tier)
         # At once, not after the whole batch: the first turns run while the rest is written.
-        enqueue(services, sid, 1, session_tier)
+        # A broker failure stops no write: every session is stored, then the error is raised.
+        try:
+            enqueue(services, sid, 1, session_tier)
+        except StorageUnavailable as exc:
+            unqueued.append(exc)
+            return
         services.coord.track_session(sid)
         record_session("submitted")
 
@@ -152,6 +158,14 @@ def submit_many(
         list(zip(items, sids, tiers, strict=True)),
         desc="writing" if show_progress else None,
     )
+    if len(unqueued) == 1:
+        raise unqueued[0]  # names the session, and what to run
+    if unqueued:
+        first = unqueued[0].__cause__ or unqueued[0]
+        raise StorageUnavailable(
+            f"{len(unqueued)} of {len(sids)} sessions are stored but not queued ({first}); run "
+            "`editqueue reconcile` once the broker is reachable"
+        )
     return sids
 
 
@@ -369,6 +383,11 @@ def fork(
     for index in range(1, at + 1):  # session.json last: the fork exists only when complete
         repo.add_request(new_sid, snap.requests[index])
         repo.commit_result(new_sid, snap.results[index])
+    # Turn `at` may have left its numbers to a turn the fork does not copy (still being measured:
+    # the fork's own next turn measures it)
+    numbers = snap.metrics_of(at)
+    if snap.results[at].metrics_deferred and numbers is not None:
+        repo.put_quality(new_sid, at, numbers)
     if not repo.create_session(snap.record.model_copy(update=update)):
         raise _taken(new_sid)
     services.coord.track_session(new_sid)

@@ -108,7 +108,9 @@ class BlobCache:
         self._stats_lock = threading.Lock()
         self._hits = self._misses = self._bytes_downloaded = self._evictions = 0
         self._scans = 0
-        self._added = 0  # bytes this process wrote since its last listing
+        # bytes this process wrote since its last listing; the first write lists at once, so
+        # short-lived processes (CLI commands) keep the cap too
+        self._added = max_bytes or 0
 
     def stats(self) -> BlobCacheStats:
         """A snapshot of the counters."""

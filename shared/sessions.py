@@ -78,9 +78,10 @@ class SessionSnapshot:
         if not result.metrics_deferred:
             return result.metrics
         after = self.results.get(index + 1)
-        if after is not None and after.previous_metrics is not None:
-            return after.previous_metrics
-        return self.quality.get(index)
+        carried = after.previous_metrics if after is not None else None
+        stored = self.quality.get(index)
+        # Non-empty numbers win over {} (a measurement that failed once, kept by either)
+        return carried or stored or (carried if carried is not None else stored)
 
     def parks_so_far(self, index: int) -> int:
         """How often turn n's current request was parked (surviving the sweep's unpark)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import logging
 import sys
 from typing import Any
 
@@ -49,7 +50,10 @@ def warm(**_: Any) -> None:
 def _start_sweeper(**_: Any) -> None:
     from worker.sweeper import Sweeper
 
-    warm()  # threads and solo pools: the turns run in this process
+    try:
+        warm()  # threads and solo pools: the turns run in this process
+    except Exception:  # the first turn builds what failed here; the sweeper must start anyway
+        logging.getLogger("editqueue.worker").warning("warm-up failed", exc_info=True)
 
     sweeper = Sweeper(lambda: services_of(app))
     sweeper.start()

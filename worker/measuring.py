@@ -5,36 +5,59 @@ would otherwise sit between turn n's answer and turn n+1's call. So when turn n+
 requested, turn n commits without its numbers (`metrics_deferred`) and chains at once; turn n+1
 measures turn n on a background thread while it waits for its own answer (seconds) and commits
 them as its `previous_metrics`. The last turn of a session (nothing waits on it) measures itself
-before it commits. When turn n+1 ends without an answer (it failed, or the session was
-cancelled), it stores turn n's numbers in `turns/n/quality.json` instead.
+before it commits. When an attempt of turn n+1 ends without committing (it failed, was
+cancelled, parked or requeued, in a wave too), it stores turn n's numbers in
+`turns/n/quality.json` (once: later attempts see the file in their listing and measure nothing).
 `SessionSnapshot.metrics_of` finds them in whichever place.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from shared.blobcache import BlobCache
-from shared.sessions import SessionSnapshot
+from shared.sessions import SessionRepository, SessionSnapshot
 from worker.results import quality_metrics
 
 # Per process: a measurement is mostly OpenCV, NumPy and libjpeg, which release the GIL.
 MEASURING_THREADS = 2
+log = logging.getLogger("editqueue.turn")
 _pool: list[ThreadPoolExecutor] = []
 _pool_lock = threading.Lock()
 
 
-def deferred(snap: SessionSnapshot, index: int) -> bool:
-    """Turn n's committed result left its numbers to turn n+1."""
+def unmeasured(snap: SessionSnapshot, index: int) -> bool:
+    """Turn n's result left its numbers to turn n+1 and no `quality.json` holds them yet."""
     result = snap.results.get(index)
-    return result is not None and result.metrics_deferred
+    return result is not None and result.metrics_deferred and index not in snap.quality
 
 
 def measure(blobs: BlobCache, snap: SessionSnapshot, index: int) -> dict[str, float]:
-    """Turn n's numbers from its stored image and turn n-1's ({} when they cannot be had)."""
-    result, request = snap.results[index], snap.requests[index]
+    """Turn n's numbers from its stored image and turn n-1's ({} when they cannot be had: a
+    quality signal never fails the paid-for turn that measures it)."""
+    try:
+        result, request = snap.results[index], snap.requests[index]
+    except KeyError:
+        log.warning("turn %s/%d: nothing to measure", snap.record.session_id, index)
+        return {}
     return quality_metrics(blobs, snap.results.get(index - 1), request, None, result.image.blob)
+
+
+def keep(
+    repo: SessionRepository,
+    blobs: BlobCache,
+    snap: SessionSnapshot,
+    index: int,
+    measuring: Future[dict[str, float]] | None = None,
+) -> None:
+    """Store unmeasured turn n's numbers in `turns/n/quality.json`: turn n+1's attempt ends
+    without a result to carry them."""
+    if not unmeasured(snap, index):
+        return
+    found = measuring.result() if measuring is not None else measure(blobs, snap, index)
+    repo.put_quality(snap.record.session_id, index, found)
 
 
 def _executor() -> ThreadPoolExecutor:
@@ -47,7 +70,7 @@ def _executor() -> ThreadPoolExecutor:
 def measure_later(
     blobs: BlobCache, snap: SessionSnapshot, index: int
 ) -> Future[dict[str, float]] | None:
-    """Start measuring deferred turn n in the background; None when it is not deferred."""
-    if not deferred(snap, index):
+    """Start measuring turn n in the background; None when it is not waiting to be measured."""
+    if not unmeasured(snap, index):
         return None
     return _executor().submit(measure, blobs, snap, index)

@@ -34,7 +34,7 @@ from worker.call import Caller, interactions_of
 from worker.effects import TurnEffects
 from worker.failpoints import failpoint
 from worker.heartbeat import heartbeat_for
-from worker.measuring import deferred, measure, measure_later
+from worker.measuring import keep, measure, measure_later, unmeasured
 from worker.observe import TurnObservation
 from worker.results import build_result
 from worker.spend import BudgetHold
@@ -172,7 +172,7 @@ class TurnRunner:
             return Outcome.ALREADY_DONE
         if snap.cancelled:  # 2. cancelled before it started
             self.services.coord.clear_live(sid, index)
-            self._keep_previous_quality(turn)
+            self.keep_previous_quality(turn)
             return Outcome.CANCELLED
         if index > 1 and index - 1 not in snap.results:  # 3. not ready: n-1's commit chains it
             return Outcome.NOT_READY
@@ -183,6 +183,7 @@ class TurnRunner:
         self.obs.loaded(snap, turn.index)
         failure = snap.failures.get(turn.index)
         if failure and failure.request_revision == request.revision:
+            self.keep_previous_quality(turn)  # in case the failing delivery died before it did
             return Outcome.FAILED  # a stale redelivery of a turn that already failed
         effects.running(turn.attempt)
         turn.measuring = measure_later(self.services.blobs, snap, index - 1)
@@ -206,10 +207,11 @@ class TurnRunner:
             elif action.outcome == Outcome.RETRY:
                 self.obs.retry_in_s = action.countdown_s
             effects.requeue(action.attempt, action.countdown_s, shown, action.reason, action.lane)
+            self.keep_previous_quality(turn)
             return Outcome(action.outcome)
         if isinstance(action, Stop):
             effects.done()
-            self._keep_previous_quality(turn)
+            self.keep_previous_quality(turn, ending=True)
             return Outcome.CANCELLED
         revision = turn.revision
         if revision is None and (request := self.services.repo.request(turn.sid, turn.index)):
@@ -223,30 +225,35 @@ class TurnRunner:
             effects.park(
                 action.attempt, action.due_at, action.reason, exc, revision, turn.parks + 1
             )
+            self.keep_previous_quality(turn)
             return Outcome.PARKED
         assert isinstance(action, Fail), action
         if not isinstance(exc, EditQueueError):
             log.error("turn %s/%d: a bug; the turn fails", turn.sid, turn.index, exc_info=exc)
         effects.fail(action.attempt, exc, revision)
-        self._keep_previous_quality(turn)
+        self.keep_previous_quality(turn, ending=True)
         return Outcome.FAILED
 
     def _previous_metrics(self, turn: Turn) -> dict[str, float] | None:
-        """Deferred turn n-1's numbers: measured while this turn waited, else now (a batch
-        line, or a delivery that measured nothing); None when turn n-1 was not deferred."""
+        """Unmeasured turn n-1's numbers, to commit with this turn: measured while this turn
+        waited, else now (a batch line); None when turn n-1 needs none from this turn."""
         if turn.measuring is not None:
             return turn.measuring.result()
         snap = turn.snap
-        if snap is None or not deferred(snap, turn.index - 1):
+        if snap is None or not unmeasured(snap, turn.index - 1):
             return None
         return measure(self.services.blobs, snap, turn.index - 1)
 
-    def _keep_previous_quality(self, turn: Turn) -> None:
-        """This turn ends without a result to carry deferred turn n-1's numbers: store them in
-        `turns/n-1/quality.json`. Never raises (the turn's own outcome is what matters)."""
+    def keep_previous_quality(self, turn: Turn, *, ending: bool = False) -> None:
+        """This attempt ends without a result to carry unmeasured turn n-1's numbers: store
+        them in `turns/n-1/quality.json` (worker/measuring.py). An attempt that never read the
+        session (a busy duplicate, an outage) leaves it to the next, unless the turn is
+        `ending` (failed or cancelled). Never raises: the attempt's outcome is what matters."""
+        if turn.index < 2 or (turn.snap is None and not ending):
+            return
         try:
-            if (found := self._previous_metrics(turn)) is not None:
-                self.services.repo.put_quality(turn.sid, turn.index - 1, found)
+            snap = turn.snap or self.services.repo.snapshot(turn.sid, through=turn.index)
+            keep(self.services.repo, self.services.blobs, snap, turn.index - 1, turn.measuring)
         except Exception:
             log.warning(
                 "turn %s/%d: quality of turn %d not kept",

@@ -20,6 +20,7 @@ from shared.sessions import SessionSnapshot
 from shared.status import current_park
 from shared.waves import line_key
 from worker.effects import TurnEffects
+from worker.measuring import keep as keep_quality
 from worker.request_body import StreamingBody
 from worker.spend import BudgetHold, budget_scopes
 from worker.turn import Turn, TurnRunner
@@ -68,6 +69,7 @@ def prepare(services: WorkerServices, sid: str, index: int, attempt: int) -> Pre
         services.coord.drop_batch_due(sid, index)
         if snap.cancelled:
             effects.done()
+            keep_quality(services.repo, services.blobs, snap, index - 1)  # turn n will not
         return None
     record, request = snap.record, snap.requests[index]
     profile = profile_for(record.model)

@@ -62,6 +62,8 @@ def commit_line(
         return "failed"  # already failed on an earlier read of this wave
     if snap.cancelled:
         TurnEffects(services, line.session_id, line.index, LANE_BATCH).done()
+        turn = Turn(line.session_id, line.index, line.attempt, snap, revision=line.revision)
+        runner.keep_previous_quality(turn)
         return "cancelled"
     scopes = budget_scopes(repo, snap)
     hold = BudgetHold(services.ledger, line.key, scopes, held=list(scopes))

@@ -12,6 +12,7 @@ import pytest
 from producer import sessions
 from producer.parallel import parallel_map
 from producer.specs import LoadedSpec
+from shared.errors import BrokerUnavailable, StorageUnavailable
 from shared.services import Services
 from tests.producer.conftest import make_services, spec_of
 
@@ -77,3 +78,37 @@ def test_each_session_is_enqueued_once_it_is_written_not_after_the_batch(tmp_pat
     # and not only after the whole batch (the first of 40 went before the last was written)
     assert enqueuer.stored_at_first_enqueue is not None
     assert enqueuer.stored_at_first_enqueue < 40
+
+
+class FailsOnFifth:
+    """A broker that refuses the fifth enqueue (and, with `also`, more)."""
+
+    def __init__(self, also: tuple[int, ...] = ()) -> None:
+        self.lock = threading.Lock()
+        self.count = 0
+        self.failing = {5, *also}
+
+    def enqueue_turn(
+        self, sid: str, index: int, *, attempt: int = 1, countdown_s: float = 0
+    ) -> None:
+        with self.lock:
+            self.count += 1
+            if self.count in self.failing:
+                raise BrokerUnavailable("the broker hung up for this test")
+
+
+@pytest.mark.parametrize(
+    ("also", "said"),
+    [((), r"turn 1 is stored but not queued"), ((9,), r"2 of 100 sessions are stored but not")],
+)
+def test_a_broker_failure_stops_no_write_and_says_what_to_run(
+    tmp_path: Path, also: tuple[int, ...], said: str
+) -> None:
+    services = make_services(tmp_path, FailsOnFifth(also))  # type: ignore[arg-type]
+    items = [LoadedSpec(spec_of("a", "b"), tmp_path, f"s{n}") for n in range(100)]
+
+    with pytest.raises(StorageUnavailable, match=said) as raised:
+        sessions.submit_many(services, items, batch_id="b1")
+
+    assert "editqueue reconcile" in str(raised.value)
+    assert len(list(services.repo.session_ids())) == 100  # every session stored: reconcile runs it

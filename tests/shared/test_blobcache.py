@@ -184,19 +184,32 @@ def test_eviction_never_removes_the_file_just_handed_out(tmp_path: Path) -> None
     assert not (tmp_path / small).exists()
 
 
-def test_the_directory_is_listed_once_per_twentieth_of_the_cap_written(tmp_path: Path) -> None:
+def test_the_directory_is_listed_at_the_first_write_then_per_twentieth_of_the_cap(
+    tmp_path: Path,
+) -> None:
     store = CountingStore()
     shas = [_seed(store, bytes([i]) * 1000) for i in range(25)]
     cache = BlobCache(store, tmp_path, max_bytes=100_000)  # a listing per 5,000 bytes added
-    for sha in shas[:4]:
+    cache.path(shas[0])
+    assert cache.stats().scans == 1  # at once: a short-lived process keeps the cap too
+    for sha in shas[1:5]:
         cache.path(sha)
-    assert cache.stats().scans == 0
-    cache.path(shas[4])
     assert cache.stats().scans == 1
-    for sha in shas[5:]:
+    cache.path(shas[5])
+    assert cache.stats().scans == 2
+    for sha in shas[6:]:
         cache.path(sha)
     assert cache.stats().scans == 5
     assert cache.stats().evictions == 0
+
+
+def test_a_cache_over_its_cap_is_trimmed_by_the_next_process_that_writes(tmp_path: Path) -> None:
+    store = CountingStore()
+    shas = [_seed(store, bytes([i]) * 1000) for i in range(12)]
+    for sha in shas[:10]:  # ten processes (e.g. CLI commands) that each wrote one blob
+        BlobCache(store, tmp_path, max_bytes=20_000).path(sha)
+    BlobCache(store, tmp_path, max_bytes=3_000).path(shas[10])
+    assert sum(p.stat().st_size for p in tmp_path.iterdir()) <= 3_000
 
 
 def test_without_a_limit_nothing_is_evicted(tmp_path: Path) -> None:

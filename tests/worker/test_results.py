@@ -11,14 +11,18 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from shared.errors import PermanentError
+from producer import sessions as producer_sessions
+from shared.errors import PermanentError, RateLimited
 from shared.keys import turn_key
 from shared.models import BlobRef, ImageInfo, TurnRequest, TurnResult
 from shared.status import build_status
+from shared.waves import WaveLine
 from tests.worker.conftest import World, answer, jpeg, make_world
+from worker import measuring
 from worker.quality import decode_reduced
 from worker.results import decoded, quality_metrics
 from worker.turn import Outcome, TurnRunner
+from worker.wave_commit import line_back
 
 
 def test_turn_two_stores_the_quality_table_numbers_against_turn_one(tmp_path: Path) -> None:
@@ -155,3 +159,67 @@ def test_a_cancelled_next_turn_keeps_the_deferred_numbers_too(tmp_path: Path) ->
 
     assert world.repo.snapshot(sid).metrics_of(2) is not None
     assert world.gemini.calls == 2  # turn 3 never called the API
+
+
+def _deferred_turn_one(tmp_path: Path, second: object) -> tuple[World, str]:
+    world = make_world(tmp_path, [answer(jpeg((120, 140, 120))), second])  # type: ignore[list-item]
+    sid = world.session(["a room", "Paint it red. Keep all else exactly."])
+    runner = TurnRunner(world.services, owner="w1", rng=random.Random(1))
+    assert runner.run(sid, 1, attempt=1) is Outcome.COMMITTED
+    first = world.repo.result(sid, 1)
+    assert first is not None and first.metrics_deferred
+    return world, sid
+
+
+def test_a_wave_line_that_fails_keeps_the_deferred_numbers(tmp_path: Path) -> None:
+    world, sid = _deferred_turn_one(tmp_path, answer(jpeg()))
+    line = WaveLine(key=f"{sid}:2:3", session_id=sid, index=2, attempt=3)
+
+    assert line_back(world.services, line, PermanentError("400 for this test")) == "failed"
+
+    assert world.store.exists(turn_key(sid, 1, "quality.json"))
+    assert world.repo.snapshot(sid).metrics_of(1) is not None
+
+
+def test_a_parked_next_turn_keeps_the_numbers_before_anyone_cancels(tmp_path: Path) -> None:
+    world, sid = _deferred_turn_one(tmp_path, RateLimited("daily quota", daily=True))
+    runner = TurnRunner(world.services, owner="w1", rng=random.Random(1))
+
+    assert runner.run(sid, 2, attempt=1) is Outcome.PARKED
+
+    found = world.repo.snapshot(sid).metrics_of(1)
+    assert found is not None and set(found) == {"sharpness", "noise"}
+
+
+def test_a_throttled_next_turn_measures_once_and_keeps_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world, sid = _deferred_turn_one(tmp_path, answer(jpeg()))
+    runner = TurnRunner(world.services, owner="w1", rng=random.Random(1))
+    measured: list[int] = []
+    real = measuring.measure
+
+    def counting(blobs: object, snap: object, index: int) -> dict[str, float]:
+        measured.append(index)
+        return real(blobs, snap, index)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(measuring, "measure", counting)
+    monkeypatch.setattr(world.services.gate, "admit", lambda owner, ttl: 5.0)
+
+    for attempt in range(1, 4):
+        assert runner.run(sid, 2, attempt=attempt) is Outcome.THROTTLED
+    meanwhile_done = world.repo.snapshot(sid)
+
+    assert measured == [1]  # the first attempt measured and kept; the others read quality.json
+    assert meanwhile_done.metrics_of(1) is not None
+
+
+def test_a_fork_at_a_deferred_turn_brings_its_numbers(tmp_path: Path) -> None:
+    world, sid, runner = _three_turns(tmp_path, answer(jpeg((230, 30, 30))))
+    assert runner.run(sid, 3, attempt=1) is Outcome.COMMITTED
+    assert world.repo.snapshot(sid).results[2].metrics_deferred  # turn 3 carries them
+
+    new = producer_sessions.fork(world.services, sid, 2)  # type: ignore[arg-type]
+
+    forked = world.repo.snapshot(new).metrics_of(2)
+    assert forked is not None and forked["changed_fraction"] == 1.0
