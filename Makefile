@@ -50,7 +50,7 @@ typecheck: $(STAMP)
 # ~5.5 min on 2 cores (BENCH_QUICK=1 make bench: smaller batches); each script starts its
 # own redis-server, moto server, emulator and workers, and prints ratios measured in that run.
 bench: $(STAMP)
-	$(BIN)/python bench/makespan.py
+	$(BIN)/python bench/makespan.py --store both  # S3 (the figure) and a local store (its bound)
 	$(BIN)/python bench/memory.py
 	$(BIN)/python bench/overhead.py
 	$(BIN)/python bench/transports.py
