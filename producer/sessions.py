@@ -385,8 +385,7 @@ def fork(
         repo.commit_result(new_sid, snap.results[index])
     # Turn `at` may have left its numbers to a turn the fork does not copy (still being measured:
     # the fork's own next turn measures it)
-    numbers = snap.metrics_of(at)
-    if snap.results[at].metrics_deferred and numbers is not None:
+    if snap.results[at].metrics_deferred and (numbers := snap.metrics_of(at)) is not None:
         repo.put_quality(new_sid, at, numbers)
     if not repo.create_session(snap.record.model_copy(update=update)):
         raise _taken(new_sid)

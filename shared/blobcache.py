@@ -94,9 +94,9 @@ class BlobCache:
 
     Safe for threads (one download per blob at a time) and processes (atomic renames; two
     processes fetching the same blob both write identical bytes). With `max_bytes`, the
-    least recently used files beyond the limit are removed once this process has added
-    `SCAN_EVERY_FRACTION` of it since its last look; open the returned path promptly (an open
-    file survives removal).
+    least recently used files beyond the limit are removed at this process's first write and
+    then whenever it has added `SCAN_EVERY_FRACTION` of the limit since its last look; open the
+    returned path promptly (an open file survives removal).
     """
 
     def __init__(self, store: ObjectStore, directory: Path, max_bytes: int | None = None) -> None:

@@ -276,7 +276,8 @@ class TurnResult(Strict):
     # The quality numbers are measured off the chain's path: when turn n+1 was already requested,
     # turn n commits without them (`metrics_deferred`) and turn n+1 measures them while it waits
     # for its own answer, storing them as its `previous_metrics` (or in `turns/n/quality.json`
-    # when turn n+1 ends without an answer). `SessionSnapshot.metrics_of` finds them.
+    # when an attempt of turn n+1 ends without committing). `SessionSnapshot.metrics_of` finds
+    # them (worker/measuring.py).
     metrics_deferred: bool = False
     previous_metrics: dict[str, float] | None = None
     tier: Tier | None = None  # the tier that billed this answer (None: written before tiers)
@@ -289,8 +290,9 @@ class TurnResult(Strict):
 
 
 class QualityRecord(Strict):
-    """`turns/{n}/quality.json`: a deferred turn's quality numbers, written when turn n+1 ended
-    without an answer (failed or cancelled) so it could not carry them (written once)."""
+    """`turns/{n}/quality.json`: a deferred turn's quality numbers, written (once) when an
+    attempt of turn n+1 ended without committing (failed, cancelled, parked, requeued), so no
+    result of turn n+1 carries them."""
 
     index: int = Field(ge=1)
     metrics: dict[str, float] = Field(default_factory=dict)

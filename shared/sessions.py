@@ -213,7 +213,8 @@ class SessionRepository:
         return found.metrics if found is not None else None
 
     def put_quality(self, sid: str, index: int, metrics: dict[str, float]) -> None:
-        """Store a deferred turn's quality numbers when turn n+1 ends without an answer."""
+        """Store a deferred turn's quality numbers (written once): an attempt of turn n+1 ended
+        without a result to carry them."""
         self.store.put_if_absent(
             turn_key(sid, index, QUALITY), _dump(QualityRecord(index=index, metrics=metrics))
         )

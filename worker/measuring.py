@@ -45,6 +45,19 @@ def measure(blobs: BlobCache, snap: SessionSnapshot, index: int) -> dict[str, fl
     return quality_metrics(blobs, snap.results.get(index - 1), request, None, result.image.blob)
 
 
+def numbers(
+    blobs: BlobCache,
+    snap: SessionSnapshot,
+    index: int,
+    measuring: Future[dict[str, float]] | None = None,
+) -> dict[str, float] | None:
+    """Unmeasured turn n's numbers: the background measurement's (`measure_later`), else
+    measured now; None when turn n is not waiting to be measured."""
+    if measuring is not None:
+        return measuring.result()
+    return measure(blobs, snap, index) if unmeasured(snap, index) else None
+
+
 def keep(
     repo: SessionRepository,
     blobs: BlobCache,
@@ -54,10 +67,8 @@ def keep(
 ) -> None:
     """Store unmeasured turn n's numbers in `turns/n/quality.json`: turn n+1's attempt ends
     without a result to carry them."""
-    if not unmeasured(snap, index):
-        return
-    found = measuring.result() if measuring is not None else measure(blobs, snap, index)
-    repo.put_quality(snap.record.session_id, index, found)
+    if (found := numbers(blobs, snap, index, measuring)) is not None:
+        repo.put_quality(snap.record.session_id, index, found)
 
 
 def _executor() -> ThreadPoolExecutor:

@@ -34,7 +34,7 @@ from worker.call import Caller, interactions_of
 from worker.effects import TurnEffects
 from worker.failpoints import failpoint
 from worker.heartbeat import heartbeat_for
-from worker.measuring import keep, measure, measure_later, unmeasured
+from worker.measuring import keep, measure_later, numbers
 from worker.observe import TurnObservation
 from worker.results import build_result
 from worker.spend import BudgetHold
@@ -237,12 +237,9 @@ class TurnRunner:
     def _previous_metrics(self, turn: Turn) -> dict[str, float] | None:
         """Unmeasured turn n-1's numbers, to commit with this turn: measured while this turn
         waited, else now (a batch line); None when turn n-1 needs none from this turn."""
-        if turn.measuring is not None:
-            return turn.measuring.result()
-        snap = turn.snap
-        if snap is None or not unmeasured(snap, turn.index - 1):
+        if turn.snap is None:
             return None
-        return measure(self.services.blobs, snap, turn.index - 1)
+        return numbers(self.services.blobs, turn.snap, turn.index - 1, turn.measuring)
 
     def keep_previous_quality(self, turn: Turn, *, ending: bool = False) -> None:
         """This attempt ends without a result to carry unmeasured turn n-1's numbers: store
