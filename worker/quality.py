@@ -136,10 +136,10 @@ def _line(x: NDArray[np.float32], y: NDArray[np.float32]) -> tuple[float, float]
     if x.size == 0:
         return 1.0, 0.0
     dx, dy = x - x.mean(dtype=np.float64), y - y.mean(dtype=np.float64)  # float64
-    variance = float(np.dot(dx, dx))
+    variance = float((dx * dx).sum())  # not np.dot: BLAS would start a thread pool
     if variance == 0.0:
         return 0.0, float(y.mean(dtype=np.float64))
-    slope = float(np.dot(dx, dy)) / variance
+    slope = float((dx * dy).sum()) / variance
     return slope, float(y.mean(dtype=np.float64)) - slope * float(x.mean(dtype=np.float64))
 
 
