@@ -25,10 +25,6 @@ ORB_FAST_THRESHOLD = 8
 MIN_MATCHES = 12
 MIN_INLIERS = 10
 RANSAC_REPROJECTION_PX = 3.0
-# OpenCV's USAC with its fast settings (RANSAC sampling, local optimisation, early stop): the same
-# homographies as plain cv2.RANSAC on the bench's turns (scale and shift equal to 2e-4), but a
-# pair that does not fit (an unrelated frame) no longer runs 2,000 iterations: 0.2 ms, not 22.
-HOMOGRAPHY_METHOD = cv2.USAC_FAST
 # A homography outside these is a degenerate fit (features matched by chance), not a camera.
 PLAUSIBLE_SCALE = (0.2, 5.0)
 
@@ -81,7 +77,7 @@ def homography(previous: Gray, current: Gray) -> tuple[Matrix, int] | None:
         return None
     src = np.array([kp_prev[m.queryIdx].pt for m in matches], dtype=np.float32).reshape(-1, 1, 2)
     dst = np.array([kp_cur[m.trainIdx].pt for m in matches], dtype=np.float32).reshape(-1, 1, 2)
-    matrix, inlier_mask = cv2.findHomography(src, dst, HOMOGRAPHY_METHOD, RANSAC_REPROJECTION_PX)
+    matrix, inlier_mask = cv2.findHomography(src, dst, cv2.RANSAC, RANSAC_REPROJECTION_PX)
     if matrix is None or inlier_mask is None:
         return None
     inliers = int(inlier_mask.sum())
