@@ -10,7 +10,7 @@ The colour a prompt names (precision's target) is read here too: `#RRGGBB` or a 
 names. A hex code in the prompt wins over a name; of several names the longest ("sage green"
 before "green") and then the first wins. A name counts only when the prompt is about colour
 (paint, colour, tint ...): "a lamp with an orange glow" asks for no colour match. Its distance to
-the pixels is measured by the worker (worker/colours.py: ΔE2000, scikit-image).
+the pixels is measured by the worker (worker/colours.py: ΔE2000).
 """
 
 from __future__ import annotations

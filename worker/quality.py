@@ -135,12 +135,15 @@ def _line(x: NDArray[np.float32], y: NDArray[np.float32]) -> tuple[float, float]
     its time); a constant x gives the flat line through y's mean."""
     if x.size == 0:
         return 1.0, 0.0
-    dx, dy = x - x.mean(dtype=np.float64), y - y.mean(dtype=np.float64)  # float64
+    dx, dy = x.astype(np.float64), y.astype(np.float64)
+    dx -= dx.mean()
+    dy -= dy.mean()
     variance = float((dx * dx).sum())  # not np.dot: BLAS would start a thread pool
+    my = float(y.mean(dtype=np.float64))
     if variance == 0.0:
-        return 0.0, float(y.mean(dtype=np.float64))
+        return 0.0, my
     slope = float((dx * dy).sum()) / variance
-    return slope, float(y.mean(dtype=np.float64)) - slope * float(x.mean(dtype=np.float64))
+    return slope, my - slope * float(x.mean(dtype=np.float64))
 
 
 def _mean(values: NDArray[Any]) -> float | None:
@@ -162,7 +165,8 @@ def _preservation(
         else regions.estimated_region(changed)
     )
     inside, outside = region & valid, ~region & valid
-    window = min(SSIM_WINDOW_PX, *pair.current.shape[:2]) | 1
+    window = min(SSIM_WINDOW_PX, *pair.current.shape[:2])
+    window -= 1 - window % 2  # odd, and no wider than the image
     mssim, ssim_map = ssim(_gray(pair.previous), _gray(pair.current), window, data_range=255)
     numbers: dict[str, float | None] = {
         "ssim": float(mssim),

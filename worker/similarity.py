@@ -23,12 +23,15 @@ def _box(values: FloatArray, window: int) -> FloatArray:
 def ssim(
     first: NDArray[np.generic], second: NDArray[np.generic], window: int, data_range: float
 ) -> tuple[float, FloatArray]:
-    """Mean SSIM of two grayscale images of the same shape, and the per-pixel map."""
+    """Mean SSIM of two grayscale images of the same shape, and the per-pixel map; ValueError
+    when the window is even, under 3 pixels or wider than the image (as scikit-image)."""
+    if window < 3 or window % 2 == 0 or window > min(first.shape[:2]):
+        raise ValueError(f"SSIM window {window} does not fit images of {first.shape[:2]}")
     x, y = first.astype(F), second.astype(F)
     ux, uy = _box(x, window), _box(y, window)
     uxx, uyy, uxy = _box(x * x, window), _box(y * y, window), _box(x * y, window)
     n = window * window
-    sample = F(n / (n - 1)) if n > 1 else F(1)
+    sample = F(n / (n - 1))
     vx, vy, vxy = sample * (uxx - ux * ux), sample * (uyy - uy * uy), sample * (uxy - ux * uy)
     c1, c2 = F((K1 * data_range) ** 2), F((K2 * data_range) ** 2)
     s = ((F(2) * ux * uy + c1) * (F(2) * vxy + c2)) / ((ux * ux + uy * uy + c1) * (vx + vy + c2))
