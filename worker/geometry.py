@@ -58,25 +58,52 @@ class Camera:
         }
 
 
-def _features(gray: Gray) -> tuple[list[cv2.KeyPoint], NDArray[np.uint8] | None]:
+_PACKED = np.dtype([("point", np.float32, 2), ("descriptor", np.uint8, 32)])
+
+
+@dataclass(frozen=True)
+class Features:
+    """One frame's ORB keypoints (pixel coordinates) and their 32-byte descriptors. A frame's
+    features depend on its pixels alone, so they are computed once per image and kept
+    (worker/results.py stores them beside the decoded pixels)."""
+
+    points: NDArray[np.float32]  # (N, 2)
+    descriptors: NDArray[np.uint8]  # (N, 32); N may be 0
+
+    def packed(self) -> NDArray[np.void]:
+        """One array to store (np.save)."""
+        table = np.empty(len(self.points), dtype=_PACKED)
+        table["point"], table["descriptor"] = self.points, self.descriptors
+        return table
+
+    @classmethod
+    def unpacked(cls, table: NDArray[np.void]) -> Features:
+        """The features `packed` stored; ValueError when `table` is not such an array."""
+        if table.dtype != _PACKED:
+            raise ValueError(f"not packed ORB features: {table.dtype}")
+        return cls(np.ascontiguousarray(table["point"]), np.ascontiguousarray(table["descriptor"]))
+
+
+def features(gray: Gray) -> Features:
+    """The frame's ORB features (at most ORB_FEATURES)."""
     orb = cv2.ORB.create(nfeatures=ORB_FEATURES, fastThreshold=ORB_FAST_THRESHOLD)
     keypoints, descriptors = orb.detectAndCompute(gray, None)
+    points = np.array([k.pt for k in keypoints], dtype=np.float32).reshape(-1, 2)
     if descriptors is None:
-        return list(keypoints), None
-    return list(keypoints), np.asarray(descriptors, dtype=np.uint8)
+        return Features(points[:0], np.zeros((0, 32), dtype=np.uint8))
+    return Features(points, np.asarray(descriptors, dtype=np.uint8))
 
 
-def homography(previous: Gray, current: Gray) -> tuple[Matrix, int] | None:
+def homography(previous: Features, current: Features) -> tuple[Matrix, int] | None:
     """The RANSAC homography previous -> current (pixels) and its inlier count, or None."""
-    kp_prev, desc_prev = _features(previous)
-    kp_cur, desc_cur = _features(current)
-    if desc_prev is None or desc_cur is None:
+    if not len(previous.descriptors) or not len(current.descriptors):
         return None
-    matches = cv2.BFMatcher(cv2.NORM_HAMMING, crossCheck=True).match(desc_prev, desc_cur)
+    matcher = cv2.BFMatcher(cv2.NORM_HAMMING, crossCheck=True)
+    matches = matcher.match(previous.descriptors, current.descriptors)
     if len(matches) < MIN_MATCHES:
         return None
-    src = np.array([kp_prev[m.queryIdx].pt for m in matches], dtype=np.float32).reshape(-1, 1, 2)
-    dst = np.array([kp_cur[m.trainIdx].pt for m in matches], dtype=np.float32).reshape(-1, 1, 2)
+    src = previous.points[[m.queryIdx for m in matches]].reshape(-1, 1, 2)
+    dst = current.points[[m.trainIdx for m in matches]].reshape(-1, 1, 2)
     matrix, inlier_mask = cv2.findHomography(src, dst, cv2.RANSAC, RANSAC_REPROJECTION_PX)
     if matrix is None or inlier_mask is None:
         return None
@@ -128,9 +155,13 @@ def _decompose(
     )
 
 
-def camera_change(previous: Gray, current: Gray) -> Camera:
-    """The camera change from `previous` to `current` (grayscale, reduced size)."""
-    found = homography(previous, current)
+def camera_change(
+    previous: Gray, current: Gray, known: tuple[Features, Features] | None = None
+) -> Camera:
+    """The camera change from `previous` to `current` (grayscale, reduced size); `known`: their
+    features when they were computed before."""
+    pair = known if known is not None else (features(previous), features(current))
+    found = homography(*pair)
     if found is None:
         return Camera(aligned=False)
     matrix, inliers = found

@@ -29,7 +29,16 @@ from PIL import Image
 
 from shared.verdicts import named_colour
 from worker import colours, regions, sharpness
-from worker.geometry import Camera, Matrix, camera_change, coverage, rescaled, warp
+from worker.geometry import (
+    Camera,
+    Features,
+    Matrix,
+    camera_change,
+    coverage,
+    features,
+    rescaled,
+    warp,
+)
 from worker.intent import asks_for_a_new_look, asks_to_reframe, keeps_the_rest
 from worker.similarity import ssim
 
@@ -250,11 +259,21 @@ def intent_metrics(prompt: str) -> dict[str, float]:
     }
 
 
+def image_features(detail: Pixels) -> Features:
+    """The ORB features the camera change matches, of one decoded (detail-size) image."""
+    return features(_gray(detail))
+
+
 def transition_metrics(
-    prompt: str, previous: Pixels, current: Pixels, mask: bytes | None = None
+    prompt: str,
+    previous: Pixels,
+    current: Pixels,
+    mask: bytes | None = None,
+    known: tuple[Features, Features] | None = None,
 ) -> dict[str, float]:
-    """Every number of the transition from decoded (detail-size) turn n-1 to turn n."""
-    camera = camera_change(_gray(previous), _gray(current))
+    """Every number of the transition from decoded (detail-size) turn n-1 to turn n; `known`:
+    both images' `image_features` when they were kept from before."""
+    camera = camera_change(_gray(previous), _gray(current), known)
     widths = (previous.shape[1], current.shape[1])
     small = aligned(
         _scaled(previous, PIXEL_LONG_SIDE_PX), _scaled(current, PIXEL_LONG_SIDE_PX), camera, widths
@@ -272,12 +291,13 @@ def turn_metrics(
     previous: bytes | Pixels | None,
     current: bytes | Pixels,
     mask: bytes | None = None,
+    known: tuple[Features, Features] | None = None,
 ) -> dict[str, float]:
     """The metrics stored with turn n (turn 1, without a predecessor: the image's own); images
-    as their bytes or as already decoded (`decode_reduced`) pixels."""
+    as their bytes or as already decoded (`decode_reduced`) pixels, and their features if known."""
     cur = decode_reduced(current) if isinstance(current, bytes) else current
     numbers = image_metrics(cur)
     if previous is not None:
         prev = decode_reduced(previous) if isinstance(previous, bytes) else previous
-        numbers |= transition_metrics(prompt, prev, cur, mask)
+        numbers |= transition_metrics(prompt, prev, cur, mask, known)
     return {name: value for name, value in numbers.items() if math.isfinite(value)}  # JSON-safe

@@ -7,6 +7,8 @@ import os
 import tempfile
 from contextlib import suppress
 from datetime import datetime
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -22,9 +24,11 @@ from shared.models import (
     TurnResult,
 )
 from shared.responses import ApiResponse, ReturnedPart
-from worker.quality import Pixels, decode_reduced, turn_metrics
+from worker.geometry import Features
+from worker.quality import Pixels, decode_reduced, image_features, turn_metrics
 
 DECODED_SUFFIX = ".pixels.npy"  # beside the blob in its cache: the LRU size cap covers both
+FEATURES_SUFFIX = ".orb.npy"
 log = logging.getLogger("editqueue.results")
 
 
@@ -59,12 +63,27 @@ def decoded(blobs: BlobCache, sha256: str, data: bytes | None = None) -> Pixels:
     with suppress(OSError, ValueError):
         return np.asarray(np.load(path, allow_pickle=False), dtype=np.uint8)
     pixels = decode_reduced(data if data is not None else blobs.read(sha256))
-    with suppress(OSError):
+    _keep_array(path, pixels)
+    return pixels
+
+
+def features_of(blobs: BlobCache, sha256: str, pixels: Pixels) -> Features:
+    """A blob's ORB features (of its `decoded` pixels), computed once per machine: turn n's are
+    matched again as turn n+1's predecessor (`<sha256>.orb.npy` beside the blob)."""
+    path = blobs.directory / f"{sha256}{FEATURES_SUFFIX}"
+    with suppress(OSError, ValueError):
+        return Features.unpacked(np.load(path, allow_pickle=False))
+    found = image_features(pixels)
+    _keep_array(path, found.packed())
+    return found
+
+
+def _keep_array(path: Path, array: np.ndarray[Any, Any]) -> None:
+    with suppress(OSError):  # a full disk costs a recomputation later, nothing else
         fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".npy")
         with os.fdopen(fd, "wb") as handle:
-            np.save(handle, pixels, allow_pickle=False)
+            np.save(handle, array, allow_pickle=False)
         os.replace(temp, path)
-    return pixels
 
 
 def quality_metrics(
@@ -83,8 +102,14 @@ def quality_metrics(
             now = decode_reduced(current)
         else:
             raise ValueError("quality_metrics needs the image's bytes or its blob")
+        known = None
+        if previous is not None and before is not None and current_sha:
+            known = (
+                features_of(blobs, previous.image.blob, before),
+                features_of(blobs, current_sha, now),
+            )
         mask = blobs.read(request.mask.sha256) if request.mask is not None else None
-        return turn_metrics(request.prompt, before, now, mask)
+        return turn_metrics(request.prompt, before, now, mask, known)
     except Exception:  # a quality signal must never fail or block a paid-for turn
         log.warning("quality metrics failed for turn %d", request.index, exc_info=True)
         return {}

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from skimage import data as samples
 
 from producer import sessions as producer_sessions
 from shared.errors import PermanentError, RateLimited
@@ -19,8 +20,8 @@ from shared.status import build_status
 from shared.waves import WaveLine
 from tests.worker.conftest import World, answer, jpeg, make_world
 from worker import measuring
-from worker.quality import decode_reduced
-from worker.results import decoded, quality_metrics
+from worker.quality import decode_reduced, turn_metrics
+from worker.results import decoded, features_of, quality_metrics
 from worker.turn import Outcome, TurnRunner
 from worker.wave_commit import line_back
 
@@ -108,6 +109,32 @@ def test_a_blobs_quality_pixels_are_decoded_once_per_machine(tmp_path: Path) -> 
 
     assert (world.services.blobs.directory / f"{sha}.pixels.npy").is_file()
     assert np.array_equal(first, again) and np.array_equal(first, decode_reduced(data))
+
+
+def test_a_blobs_features_are_found_once_per_machine_and_match_fresh_ones(tmp_path: Path) -> None:
+    world = make_world(tmp_path, [])
+    blobs = world.services.blobs
+    photo = Image.fromarray(np.asarray(samples.astronaut(), dtype=np.uint8))
+    data = [_jpeg_of(photo), _jpeg_of(photo.crop((24, 16, 512, 512)).resize((512, 512)))]
+    shas = [blobs.put(d) for d in data]
+    prev, cur = (decoded(blobs, sha, d) for sha, d in zip(shas, data, strict=True))
+
+    known = (features_of(blobs, shas[0], prev), features_of(blobs, shas[1], cur))
+    # From `<sha>.orb.npy`: the pixels passed are not looked at again.
+    again = features_of(blobs, shas[0], np.zeros_like(prev))
+
+    assert (blobs.directory / f"{shas[0]}.orb.npy").is_file() and len(known[0].points) > 100
+    assert np.array_equal(again.points, known[0].points)
+    assert np.array_equal(again.descriptors, known[0].descriptors)
+    prompt = "Zoom in a little. Keep all else exactly."
+    with_known = turn_metrics(prompt, prev, cur, None, known)
+    assert with_known == turn_metrics(prompt, prev, cur) and with_known["aligned"] == 1.0
+
+
+def _jpeg_of(image: Image.Image) -> bytes:
+    out = io.BytesIO()
+    image.save(out, "JPEG", quality=92)
+    return out.getvalue()
 
 
 def _three_turns(tmp_path: Path, third: object) -> tuple[World, str, TurnRunner]:
