@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
@@ -14,6 +13,7 @@ import urllib3.exceptions
 from pydantic import SecretStr
 
 from shared.config import DEFAULT_API_TIMEOUT_S
+from shared.deadline import Deadline
 from shared.errors import (
     ConnectionFailed,
     EditQueueError,
@@ -21,6 +21,7 @@ from shared.errors import (
     PermanentError,
     Timeout,
 )
+from shared.request_body import RequestBody
 from shared.responses import (
     MESSAGE_MAX_CHARS,
     ApiResponse,
@@ -30,7 +31,6 @@ from shared.responses import (
 )
 
 DEFAULT_CONNECT_TIMEOUT_S = 5.0
-BODY_CHUNK_BYTES = 64 * 1024
 # Kept connections per host: at least a worker's threads, or surplus ones are closed and reopened
 # on every call (requests keeps 10).
 POOL_CONNECTIONS = 64
@@ -44,36 +44,6 @@ PROBE_TIMEOUT_S = 3.0
 
 # What a failed exchange can raise from requests and urllib3 (this module owns both).
 TRANSPORT_ERRORS = (requests.RequestException, urllib3.exceptions.HTTPError, OSError)
-
-
-class RequestBody(Protocol):
-    """A request body of known size, produced in chunks so it never has to sit whole in memory."""
-
-    @property
-    def content_length(self) -> int:
-        """Exact number of bytes `chunks()` yields."""
-        ...
-
-    def chunks(self) -> Iterator[bytes]:
-        """The body, in order; may be called again for a fresh pass."""
-        ...
-
-
-class BytesBody:
-    """A request body already in memory."""
-
-    def __init__(self, data: bytes) -> None:
-        self._data = data
-
-    @property
-    def content_length(self) -> int:
-        """Exact number of bytes `chunks()` yields."""
-        return len(self._data)
-
-    def chunks(self) -> Iterator[bytes]:
-        """The bytes in slices of BODY_CHUNK_BYTES."""
-        for start in range(0, len(self._data), BODY_CHUNK_BYTES):
-            yield self._data[start : start + BODY_CHUNK_BYTES]
 
 
 def emulator_identity(base_url: str, timeout_s: float = PROBE_TIMEOUT_S) -> dict[str, Any] | None:
@@ -98,33 +68,10 @@ class GeminiClient(Protocol):
         ...
 
 
-class _Deadline:
-    """A total time budget on the monotonic clock."""
-
-    def __init__(self, total_s: float) -> None:
-        self.total_s = total_s
-        self._start = time.monotonic()
-
-    def elapsed(self) -> float:
-        return time.monotonic() - self._start
-
-    def remaining(self) -> float:
-        return self.total_s - self.elapsed()
-
-    def check(self, stage: str) -> float:
-        remaining = self.remaining()
-        if remaining <= 0:
-            raise Timeout(
-                f"the API call did not finish within its {self.total_s:g}s deadline ({stage}); "
-                "it is retried, raise EDITQUEUE_API_TIMEOUT_S if calls are legitimately slower"
-            )
-        return remaining
-
-
 class _StreamedBody:
     """Adapts a RequestBody for requests: `__len__` makes it send Content-Length, not chunked."""
 
-    def __init__(self, body: RequestBody, deadline: _Deadline) -> None:
+    def __init__(self, body: RequestBody, deadline: Deadline) -> None:
         self._body = body
         self._deadline = deadline
 
@@ -162,7 +109,7 @@ def _declared_length(response: requests.Response) -> int | None:
     return length
 
 
-def _read_chunks(response: requests.Response, deadline: _Deadline) -> Iterator[bytes]:
+def _read_chunks(response: requests.Response, deadline: Deadline) -> Iterator[bytes]:
     # read1 returns what has arrived; iter_content would block until a full chunk is in, so a
     # server dripping one byte at a time could hold us far past the deadline.
     raw = response.raw
@@ -180,7 +127,7 @@ def _read_chunks(response: requests.Response, deadline: _Deadline) -> Iterator[b
         yield chunk
 
 
-def _read_body(response: requests.Response, deadline: _Deadline) -> bytearray:
+def _read_body(response: requests.Response, deadline: Deadline) -> bytearray:
     declared = _declared_length(response)
     body = bytearray(declared or 0)  # one buffer of the exact size, filled in place
     size = 0
@@ -242,7 +189,7 @@ class HttpGeminiClient:
 
     def generate(self, model: str, body: RequestBody) -> ApiResponse:
         """POST one generateContent call under the total deadline; raises our errors only."""
-        deadline = _Deadline(self._timeout_s)
+        deadline = Deadline(self._timeout_s)
         try:
             status, payload = self._exchange(model, body, deadline)
         except EditQueueError:
@@ -259,9 +206,7 @@ class HttpGeminiClient:
             headers["x-goog-api-key"] = self._key  # a header, so no URL (or its logs) holds it
         return headers
 
-    def _exchange(
-        self, model: str, body: RequestBody, deadline: _Deadline
-    ) -> tuple[int, bytearray]:
+    def _exchange(self, model: str, body: RequestBody, deadline: Deadline) -> tuple[int, bytearray]:
         remaining = deadline.check("connecting")
         response = self._session.post(
             self.url_for(model),
@@ -277,7 +222,7 @@ class HttpGeminiClient:
         finally:
             response.close()
 
-    def _translate(self, exc: Exception, deadline: _Deadline) -> EditQueueError:
+    def _translate(self, exc: Exception, deadline: Deadline) -> EditQueueError:
         detail = redact(f"{type(exc).__name__}: {exc}", self._key)[:MESSAGE_MAX_CHARS]
         if isinstance(exc, requests.ConnectTimeout):
             return ConnectionFailed(f"could not connect to the API in time: {detail}")

@@ -6,7 +6,7 @@ import json
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from shared.gemini import RequestBody
+from shared.request_body import RequestBody
 from shared.responses import ApiResponse
 
 Outcome = ApiResponse | Exception | Callable[[str, bytes], ApiResponse]

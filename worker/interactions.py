@@ -20,8 +20,10 @@ from urllib.parse import quote
 
 import pybase64
 
+from shared.deadline import Deadline
 from shared.errors import EditQueueError, InteractionGone, MalformedResponse
-from shared.gemini import TRANSPORT_ERRORS, HttpGeminiClient, RequestBody, _Deadline, http_exchange
+from shared.gemini import TRANSPORT_ERRORS, HttpGeminiClient, http_exchange
+from shared.request_body import RequestBody
 from shared.responses import ApiResponse, ReturnedPart, classify_http_error
 
 # Google's docs show /v1beta; google-genai 3.6 calls /v1/interactions. Either is served by the
@@ -153,7 +155,7 @@ class HttpInteractionsClient(HttpGeminiClient):
 
     def create(self, body: RequestBody, *, chained: bool) -> ApiResponse:
         """POST one interaction under the total deadline; raises our errors only."""
-        deadline = _Deadline(self._timeout_s)
+        deadline = Deadline(self._timeout_s)
         try:
             status, payload = self._exchange("", body, deadline)
         except EditQueueError:

@@ -37,7 +37,7 @@ def b64_length(size_bytes: int) -> int:
 
 
 class StreamingBody:
-    """Implements `shared.gemini.RequestBody` over a payload with `BlobData` placeholders."""
+    """Implements `shared.request_body.RequestBody` over a payload with `BlobData` placeholders."""
 
     def __init__(self, payload: dict[str, Any], blob_path: Callable[[str], Path]) -> None:
         # A fresh random nonce per body, so no prompt text can forge an image placeholder.

@@ -27,7 +27,8 @@ from shared.errors import (
     ServerError,
     Timeout,
 )
-from shared.gemini import BytesBody, HttpGeminiClient
+from shared.gemini import HttpGeminiClient
+from shared.request_body import BytesBody
 from shared.responses import ApiResponse, ReturnedPart
 from tests.fakes import FakeGeminiClient
 

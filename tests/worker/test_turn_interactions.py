@@ -11,8 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from shared.errors import BadRequest, InteractionGone
-from shared.gemini import RequestBody
 from shared.models import Transport
+from shared.request_body import RequestBody
 from shared.responses import ApiResponse
 from tests.worker.conftest import World, answer, jpeg, make_world
 from worker.turn import Outcome, TurnRunner
