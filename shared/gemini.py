@@ -12,6 +12,7 @@ import requests
 import urllib3.exceptions
 from pydantic import SecretStr
 
+from shared.api_errors import classify_http_error
 from shared.config import DEFAULT_API_TIMEOUT_S
 from shared.deadline import Deadline
 from shared.errors import (
@@ -21,14 +22,9 @@ from shared.errors import (
     PermanentError,
     Timeout,
 )
+from shared.redaction import redact
 from shared.request_body import RequestBody
-from shared.responses import (
-    MESSAGE_MAX_CHARS,
-    ApiResponse,
-    classify_http_error,
-    parse_success,
-    redact,
-)
+from shared.responses import MESSAGE_MAX_CHARS, ApiResponse, parse_success
 
 DEFAULT_CONNECT_TIMEOUT_S = 5.0
 # Kept connections per host: at least a worker's threads, or surplus ones are closed and reopened

@@ -1,34 +1,18 @@
-"""Gemini answers classified without I/O: the parts that came back, and what an error means."""
+"""A Gemini 200 answer parsed without I/O: the parts that came back, and the image to keep."""
 
 from __future__ import annotations
 
-import base64
 import binascii
 import json
-import re
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote
 
 import pybase64
 
-from shared.errors import (
-    AuthError,
-    BadRequest,
-    Blocked,
-    EditQueueError,
-    MalformedResponse,
-    NoImage,
-    NotFoundError,
-    PermanentError,
-    RateLimited,
-    ServerError,
-)
+from shared.errors import Blocked, MalformedResponse, NoImage
 from shared.images import sniff_mime
 
 MESSAGE_MAX_CHARS = 300
-REDACTED = "[REDACTED]"
-MIN_ENCODED_CHARS = 16  # shorter runs could match ordinary text; real keys are ~39 characters
 # Safety and policy stops: the same request would be blocked again, so retrying only costs money.
 BLOCKING_FINISH_REASONS = frozenset(
     {
@@ -44,23 +28,10 @@ BLOCKING_FINISH_REASONS = frozenset(
 )
 # Stops that mean "no usable image" even if some image bytes came along.
 NO_IMAGE_FINISH_REASONS = frozenset({"NO_IMAGE", "IMAGE_OTHER"})
-# Google's own retryable set (the SDK's retry codes), minus 429 which has its own leaf.
-SERVER_ERROR_STATUSES = frozenset({408, 500, 502, 503, 504})
-_PERMANENT_BY_STATUS: dict[int, tuple[type[PermanentError], str]] = {
-    400: (BadRequest, "the API refused the request as malformed; retrying will not help"),
-    401: (AuthError, "check GEMINI_API_KEY"),
-    402: (AuthError, "prepaid credit exhausted; add credit to the project's billing account"),
-    403: (AuthError, "check GEMINI_API_KEY and that its project may use this model"),
-    404: (NotFoundError, "check the model id (EDITQUEUE_MODEL); preview ids get retired"),
-}
 _PART_KEYS = frozenset(
     {"text", "inlineData", "inline_data", "thought", "thoughtSignature", "thought_signature"}
 )
 _URLSAFE_TO_STANDARD = str.maketrans("-_", "+/")
-_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)s\s*$")
-_RETRY_IN_RE = re.compile(r"retry in\s+(\d+(?:\.\d+)?)\s*(ms|s)\b", re.IGNORECASE)
-_KEY_PARAM_RE = re.compile(r"([?&](?:key|api_key)=)[^&#\s'\"]+", re.IGNORECASE)
-_TAG_RE = re.compile(r"<[^>]*>")
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,8 +64,8 @@ class ApiResponse:
     transport: str | None = None  # replay | chain | seed (set by the turn runner)
 
 
-def _get(obj: dict[str, Any], camel: str, snake: str) -> Any:
-    # Proto3 JSON allows either spelling of a field; gateways and Google's samples mix them.
+def pick(obj: dict[str, Any], camel: str, snake: str) -> Any:
+    """A field in either spelling (proto3 JSON allows both; gateways and Google's samples mix)."""
     return obj[camel] if camel in obj else obj.get(snake)
 
 
@@ -122,9 +93,9 @@ def _parse_part(raw: Any, index: int) -> ReturnedPart:
     where = f"response part {index}"
     _typed(raw, dict, where)
     image = mime = None
-    inline = _typed(_get(raw, "inlineData", "inline_data"), dict, f"{where} inlineData")
+    inline = _typed(pick(raw, "inlineData", "inline_data"), dict, f"{where} inlineData")
     if inline is not None:
-        mime = _typed(_get(inline, "mimeType", "mime_type"), str, f"{where} mimeType")
+        mime = _typed(pick(inline, "mimeType", "mime_type"), str, f"{where} mimeType")
         # pop: the base64 text is released as soon as it is decoded, not kept beside the bytes
         data = _typed(inline.pop("data", None), str, f"{where} data") or ""
         image = _decode_base64(data, where)
@@ -134,7 +105,7 @@ def _parse_part(raw: Any, index: int) -> ReturnedPart:
         returned_mime_type=mime,
         thought=bool(raw.get("thought", False)),
         thought_signature=_typed(
-            _get(raw, "thoughtSignature", "thought_signature"), str, f"{where} thoughtSignature"
+            pick(raw, "thoughtSignature", "thought_signature"), str, f"{where} thoughtSignature"
         ),
         other={key: value for key, value in raw.items() if key not in _PART_KEYS},
     )
@@ -153,19 +124,20 @@ def parse_success(body: bytes | bytearray) -> ApiResponse:
     first = _typed(candidates[0], dict, "candidate 0") if candidates else {}
     content = _typed(first.get("content"), dict, "candidate content") or {}
     raw_parts = _typed(content.get("parts"), list, "content parts") or []
-    finish = _get(first, "finishReason", "finish_reason")
+    finish = pick(first, "finishReason", "finish_reason")
     return ApiResponse(
         parts=[_parse_part(raw, index) for index, raw in enumerate(raw_parts)],
         finish_reason=None if finish is None else str(finish),
-        usage=_typed(_get(doc, "usageMetadata", "usage_metadata"), dict, "usageMetadata") or {},
-        model_version=_typed(_get(doc, "modelVersion", "model_version"), str, "modelVersion"),
-        response_id=_typed(_get(doc, "responseId", "response_id"), str, "responseId"),
-        prompt_feedback=_typed(_get(doc, "promptFeedback", "prompt_feedback"), dict, "feedback"),
+        usage=_typed(pick(doc, "usageMetadata", "usage_metadata"), dict, "usageMetadata") or {},
+        model_version=_typed(pick(doc, "modelVersion", "model_version"), str, "modelVersion"),
+        response_id=_typed(pick(doc, "responseId", "response_id"), str, "responseId"),
+        prompt_feedback=_typed(pick(doc, "promptFeedback", "prompt_feedback"), dict, "feedback"),
         candidate_count=len(candidates),
     )
 
 
-def _trim(text: str, limit: int = MESSAGE_MAX_CHARS) -> str:
+def trim_message(text: str, limit: int = MESSAGE_MAX_CHARS) -> str:
+    """`text` on one line, cut to `limit` characters (marked `...` when cut)."""
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
@@ -174,7 +146,7 @@ def _no_image_message(resp: ApiResponse, reason: str) -> str:
     if resp.candidate_count == 0:
         return "HTTP 200 without any candidate; the turn is retried a bounded number of times"
     said = " ".join(p.text for p in resp.parts if p.text and not p.thought)
-    text = f", only text: {_trim(said, 200)!r}" if said else ""
+    text = f", only text: {trim_message(said, 200)!r}" if said else ""
     return (
         f"HTTP 200 without an image (finishReason {reason or 'absent'}){text}; the turn is "
         "retried a bounded number of times, then ask for the image explicitly in the prompt"
@@ -184,7 +156,7 @@ def _no_image_message(resp: ApiResponse, reason: str) -> str:
 def check_response(resp: ApiResponse) -> ReturnedPart:
     """The image part to keep; Blocked or NoImage when the answer has none usable."""
     feedback = resp.prompt_feedback or {}
-    block = _get(feedback, "blockReason", "block_reason")
+    block = pick(feedback, "blockReason", "block_reason")
     if block is not None:
         raise Blocked(f"the prompt was blocked ({block}); reword the prompt", status=200)
     reason = (resp.finish_reason or "").upper()
@@ -205,115 +177,3 @@ def check_response(resp: ApiResponse) -> ReturnedPart:
         f"(declared {images[0].returned_mime_type!r})",
         status=200,
     )
-
-
-def parse_retry_delay(text: str | None) -> float | None:
-    """Seconds from a Duration string ("47s", "45.8s") or a "Please retry in 26.66s" message."""
-    if not text:
-        return None
-    if match := _DURATION_RE.match(text):
-        return float(match.group(1))
-    if match := _RETRY_IN_RE.search(text):
-        value = float(match.group(1))
-        return value / 1000 if match.group(2).lower() == "ms" else value
-    return None
-
-
-def _duration_s(value: Any) -> float | None:
-    if isinstance(value, str):
-        return parse_retry_delay(value)
-    if isinstance(value, dict):  # the proto object form {"seconds": "47", "nanos": 5e8}
-        try:
-            return float(value.get("seconds", 0)) + float(value.get("nanos", 0)) / 1e9
-        except (TypeError, ValueError):
-            return None
-    return None
-
-
-def _quota_info(error: dict[str, Any]) -> tuple[float | None, bool]:
-    delay: float | None = None
-    daily = False
-    details = error.get("details")
-    for detail in details if isinstance(details, list) else []:
-        if not isinstance(detail, dict):
-            continue
-        if delay is None:
-            delay = _duration_s(_get(detail, "retryDelay", "retry_delay"))
-        violations = detail.get("violations")
-        for violation in violations if isinstance(violations, list) else []:
-            if isinstance(violation, dict):
-                quota_id = str(_get(violation, "quotaId", "quota_id") or "")
-                metric = str(_get(violation, "quotaMetric", "quota_metric") or "")
-                daily = daily or "PerDay" in quota_id or "per_day" in metric
-    if delay is None:
-        delay = parse_retry_delay(str(error.get("message") or ""))
-    return delay, daily
-
-
-def _error_object(body: bytes | bytearray) -> dict[str, Any] | None:
-    try:
-        doc = json.loads(body)
-    except (ValueError, RecursionError):
-        return None
-    if isinstance(doc, list) and doc:  # some Google front ends wrap the error in a list
-        doc = doc[0]
-    error = doc.get("error") if isinstance(doc, dict) else None
-    return error if isinstance(error, dict) else None
-
-
-def _describe(status: int, error: dict[str, Any] | None, body: bytes | bytearray) -> str:
-    if error is None:  # an HTML page from a proxy or load balancer: keep its words, not its tags
-        text = _TAG_RE.sub(" ", body[:4096].decode("utf-8", errors="replace"))
-        return f"HTTP {status}: {_trim(text) or 'empty body'}"
-    label = f"HTTP {status} {error['status']}" if error.get("status") else f"HTTP {status}"
-    return f"{label}: {_trim(str(error.get('message') or 'no message'))}"
-
-
-def classify_http_error(
-    status: int, body: bytes | bytearray, *, secret: str | None = None
-) -> EditQueueError:
-    """The error a non-200 answer means; every error carries `.status`, never the secret."""
-    error = _error_object(body)
-    message = redact(_describe(status, error, body), secret)
-    if status == 429:
-        delay, daily = _quota_info(error or {})
-        hint = "; daily quota exhausted, it resets at midnight Pacific" if daily else ""
-        return RateLimited(message + hint, status=status, retry_after_s=delay, daily=daily)
-    if status in SERVER_ERROR_STATUSES or status >= 500:
-        return ServerError(message, status=status)
-    if status in _PERMANENT_BY_STATUS:
-        cls, hint = _PERMANENT_BY_STATUS[status]
-        return cls(f"{message}; {hint}", status=status)
-    if status >= 400:
-        return PermanentError(message, status=status)
-    return PermanentError(
-        f"{message}; unexpected status, check EDITQUEUE_API_BASE_URL", status=status
-    )
-
-
-def _base64_forms(secret: str) -> set[str]:
-    """The runs of base64 text that encode `secret` wherever it sits in an encoded echo.
-
-    Base64 packs 3 bytes into 4 characters, so the key encodes differently at each of the 3
-    byte offsets; at each, the characters made only of key bits are the same whatever bytes
-    surround it. Standard and URL-safe alphabets both.
-    """
-    raw = secret.encode()
-    forms: set[str] = set()
-    for offset in range(3):
-        encoded = base64.b64encode(b"\0" * offset + raw).decode()
-        start, end = -(-8 * offset // 6), 8 * (offset + len(raw)) // 6
-        inner = encoded[start:end]
-        if len(inner) >= MIN_ENCODED_CHARS:
-            forms |= {inner, inner.replace("+", "-").replace("/", "_")}
-    return forms
-
-
-def redact(text: str, secret: str | None) -> str:
-    """`text` with every occurrence of `secret` (plain, URL-quoted or base64-encoded, as an
-    error body may echo it) and any `key=` URL parameter blanked out."""
-    if secret:
-        forms = {secret, quote(secret, safe=""), *_base64_forms(secret)}
-        for form in sorted(forms, key=len, reverse=True):
-            text = text.replace(form, REDACTED)
-    return _KEY_PARAM_RE.sub(rf"\1{REDACTED}", text)

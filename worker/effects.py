@@ -12,7 +12,7 @@ from shared.coordination import LiveTurn
 from shared.errors import EditQueueError
 from shared.events import Event, EventKind, make_event
 from shared.models import ErrorInfo, FailureRecord, ParkRecord, TurnState
-from shared.responses import redact
+from shared.redaction import redact
 from shared.services import Services
 
 log = logging.getLogger("editqueue.turn")

@@ -16,9 +16,9 @@ from urllib.parse import quote
 
 from pydantic import SecretStr
 
+from shared.api_errors import classify_http_error
 from shared.errors import MalformedResponse
 from shared.gemini import http_exchange, pooled_session
-from shared.responses import classify_http_error
 
 DEFAULT_BATCH_HTTP_TIMEOUT_S = 300.0
 LIST_PAGE_SIZE = 100

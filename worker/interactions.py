@@ -20,11 +20,12 @@ from urllib.parse import quote
 
 import pybase64
 
+from shared.api_errors import classify_http_error
 from shared.deadline import Deadline
 from shared.errors import EditQueueError, InteractionGone, MalformedResponse
 from shared.gemini import TRANSPORT_ERRORS, HttpGeminiClient, http_exchange
 from shared.request_body import RequestBody
-from shared.responses import ApiResponse, ReturnedPart, classify_http_error
+from shared.responses import ApiResponse, ReturnedPart
 
 # Google's docs show /v1beta; google-genai 3.6 calls /v1/interactions. Either is served by the
 # bundled emulator; which one the real service prefers long-term is not settled here.

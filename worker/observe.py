@@ -21,7 +21,8 @@ from shared.broker import LANE_STANDARD
 from shared.errors import EditQueueError
 from shared.history import effective_size
 from shared.models import AttemptRecord, ErrorInfo, TurnResult
-from shared.responses import ApiResponse, redact
+from shared.redaction import redact
+from shared.responses import ApiResponse
 from shared.sessions import SessionRepository, SessionSnapshot
 from shared.status import quality_row
 from shared.verdicts import AXES, QualityThresholds

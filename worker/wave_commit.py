@@ -14,9 +14,10 @@ import json
 import logging
 from typing import Any
 
+from shared.api_errors import classify_http_error
 from shared.broker import LANE_BATCH
 from shared.errors import EditQueueError, PermanentError, TransientError
-from shared.responses import check_response, classify_http_error, parse_success
+from shared.responses import check_response, parse_success
 from shared.waves import WaveLine
 from worker.effects import TurnEffects
 from worker.spend import BudgetHold, budget_scopes
