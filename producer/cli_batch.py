@@ -15,13 +15,12 @@ import click
 from producer import batch
 from producer.batch_status import BatchStatus
 from producer.batch_view import batch_view
+from producer.cli_args import pass_state
 from producer.context import CliState
 from shared.models import SessionState
 from shared.services import Services
 
 WATCH_POLL_S = 2.0
-
-pass_state = click.make_pass_decorator(CliState, ensure=True)
 
 
 def _failed(doc: BatchStatus) -> bool:

@@ -10,13 +10,12 @@ import sys
 
 import click
 
+from producer.cli_args import pass_state
 from producer.context import CliState
 from shared.preflight import run_checks
 
 EXIT_NOT_READY = 2
 NEXT_STEP = "ready: start workers with `editqueue worker`"
-
-pass_state = click.make_pass_decorator(CliState, ensure=True)
 
 
 @click.command("init")
