@@ -30,7 +30,7 @@ from typing import Any
 import requests
 from fleet import API_KEY, Fleet, cpu_of, fleet, jsonl, wait_until
 
-from producer import sessions
+from producer import submission
 from producer.parallel import parallel_map
 from producer.specs import load_specs
 from shared.config import load_settings
@@ -100,7 +100,7 @@ def run_ours(bench: Fleet, load: Load, processes: int, concurrency: int, store: 
     procs = bench.workers + [c for c in bench.services if store == "s3" or c.name != "s3"]
     cpu_before = cpu_of(procs)
     started = time.time()
-    sids = sessions.submit_many(services, items)
+    sids = submission.submit_many(services, items)
     submit_s = time.time() - started
     total = load.sessions * load.turns
     wait_until(lambda: bench.emulator_stats()["successes"] >= total, 30 + 3 * load.ideal_s, "calls")

@@ -34,8 +34,9 @@ from pathlib import Path
 import boto3
 from fleet import BUCKET, Child, Fleet, cpu_of, fleet, grainy_jpeg, jsonl, wait_until
 
-from producer.sessions import reconcile, submit_many
+from producer.sessions import reconcile
 from producer.specs import load_specs
+from producer.submission import submit_many
 from shared.broker import dispatch
 from shared.config import load_settings
 from shared.services import build_services

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 
 from fleet import Fleet, fleet, jsonl, wait_until
 
-from producer import sessions
+from producer import sessions, submission
 from producer.specs import load_specs
 from shared.config import load_settings
 from shared.services import build_services
@@ -33,7 +33,7 @@ def one_kill(bench: Fleet, run: int) -> tuple[float, set[str], float, int]:
     bench.start_workers(2, 4)
     services = build_services(load_settings(**bench.settings_overrides()))
     spec = {"image_size": "1K", "turns": [{"prompt": f"Room {run}. A living room."}]}
-    [sid] = sessions.submit_many(services, load_specs(jsonl([spec], bench.workdir / "one.jsonl")))
+    [sid] = submission.submit_many(services, load_specs(jsonl([spec], bench.workdir / "one.jsonl")))
     seen: set[str] = set()
 
     def state() -> str:

@@ -32,7 +32,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from producer import batch, sessions
+from producer import batch, submission
 from producer.manifest import generate_batch_id
 from producer.specs import load_specs
 from shared.config import load_settings
@@ -184,7 +184,7 @@ def in_process(target: Target, spec: Path) -> dict[str, float]:
     items = load_specs(spec, default_model=services.settings.model)
     loaded = time.perf_counter()
     batch_id = generate_batch_id()
-    sessions.submit_many(services, items, batch_id=batch_id, budget_usd=100.0)
+    submission.submit_many(services, items, batch_id=batch_id, budget_usd=100.0)
     end = time.perf_counter()
     first = clock.first_at or end
     cpu = time.process_time() - cpu_start
@@ -273,7 +273,7 @@ def main() -> None:
         print(f"submit {args.sessions} sessions x {args.turns} turns ({objects} objects)")
         if redis is None:
             print("  (redis-server not installed: only the mocked broker is measured)")
-        print("in process (producer.sessions.submit_many):")
+        print("in process (producer.submission.submit_many):")
         measured = targets(Path(tmp) / "api", endpoint, redis)
         for target in measured:
             report(target.name, in_process(target, spec), args.sessions)

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from fleet import Fleet, fleet, jsonl
 from overhead import HeldEnqueues, s3_log
 
-from producer import sessions
+from producer import submission
 from producer.specs import load_specs
 from shared.config import load_settings
 from shared.models import ImageInfo, SessionRecord, SessionState, TurnRequest, TurnResult
@@ -42,7 +42,7 @@ def services_for(bench: Fleet, prefix: str) -> Services:
 def submit_open(services: Services, bench: Fleet, count: int) -> None:
     specs = [{"image_size": "1K", "turns": [{"prompt": f"room {n}"}]} for n in range(count)]
     items = load_specs(jsonl(specs, bench.workdir / "open.jsonl"))
-    sessions.submit_many(dataclasses.replace(services, enqueuer=HeldEnqueues()), items)
+    submission.submit_many(dataclasses.replace(services, enqueuer=HeldEnqueues()), items)
 
 
 def write_finished(services: Services, count: int) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from producer import sessions
+from producer import sessions, submission
 from producer.cli_args import WATCH_POLL_S, finish, pass_state, session_arg, turn_spec
 from producer.context import CliState
 from producer.embedded import run_file
@@ -69,11 +69,11 @@ def submit(
         checked_batch_id(batch_id)
     services = state.get_services()
     items = load_specs(
-        spec, default_model=services.settings.model, limits=sessions.limits_of(services)
+        spec, default_model=services.settings.model, limits=submission.limits_of(services)
     )
     if batch_id is None and (len(items) > 1 or budget_usd is not None):
         batch_id = generate_batch_id()
-    sids = sessions.submit_many(
+    sids = submission.submit_many(
         services,
         items,
         batch_id=batch_id,
@@ -123,5 +123,5 @@ def append(
 ) -> None:
     """Add a turn to session SID; prints the new turn's index."""
     turn = turn_spec(prompt, image_size, aspect_ratio, images, mask)
-    index = sessions.append_turn(state.get_services(), session_arg(sid), turn, Path.cwd())
+    index = submission.append_turn(state.get_services(), session_arg(sid), turn, Path.cwd())
     click.echo(str(index))

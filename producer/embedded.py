@@ -17,7 +17,7 @@ from celery import Celery
 from celery.contrib.testing.worker import start_worker
 from pydantic import SecretStr
 
-from producer import sessions
+from producer import sessions, submission
 from producer.limits import Limits
 from producer.progress import WaitResult, wait_for
 from producer.specs import LoadedSpec, load_specs
@@ -136,7 +136,7 @@ def run_specs(
         )
     out_dir.mkdir(parents=True, exist_ok=True)
     with embedded_services(base, out_dir) as services:
-        sids = sessions.submit_many(services, items)
+        sids = submission.submit_many(services, items)
         waited: WaitResult = wait_for(
             lambda sid: sessions.session_status(services, sid),
             sids,

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Query, Request, Response
 from pydantic import HttpUrl, TypeAdapter, ValidationError
 
-from producer import sessions
+from producer import sessions, submission
 from producer.checks import Problem
 from producer.limits import Limits, text_problems
 from producer.listing import session_page
@@ -104,7 +104,7 @@ def create_session(
         services.settings,
         request.app.state.resolver,
     )
-    limits = sessions.limits_of(services)
+    limits = submission.limits_of(services)
     with tempfile.TemporaryDirectory(prefix="editqueue-upload-") as tmp:
         folder = Path(tmp)
         if isinstance(data, dict):
@@ -114,7 +114,7 @@ def create_session(
         if problems or spec is None:
             raise problems_error(problems + found)
         _refuse_own_generated_id(services, tenant, spec.session_id)
-        stored = sessions.submit_session(
+        stored = submission.submit_session(
             services, spec, base_dir=folder, tenant=tenant.name, webhook_url=webhook
         )
     sid = shown_id(tenant, stored)
@@ -178,8 +178,8 @@ def append_turn(
     services = services_of(request)
     stored, _ = owned(services, tenant, session_id)
     with tempfile.TemporaryDirectory(prefix="editqueue-upload-") as tmp:
-        turn = _turn(payload, Path(tmp), sessions.limits_of(services))
-        index = sessions.append_turn(services, stored, turn, Path(tmp))
+        turn = _turn(payload, Path(tmp), submission.limits_of(services))
+        index = submission.append_turn(services, stored, turn, Path(tmp))
     status_url = url(request, "get_session", session_id=session_id)
     return TurnAdded(session_id=session_id, index=index, status_url=status_url)
 

@@ -16,7 +16,7 @@ from celery.contrib.testing.worker import start_worker
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from producer import sessions
+from producer import sessions, submission
 from shared import tracing
 from shared.broker import make_celery
 from shared.config import load_settings
@@ -59,7 +59,7 @@ def main() -> None:
 
     spec = SessionSpec(image_size="512", turns=[TurnSpec(prompt="a room"), TurnSpec(prompt="x")])
     with start_worker(app, pool="threads", concurrency=2, perform_ping_check=False):
-        sid = sessions.submit_session(services, spec, base_dir=Path(tempfile.gettempdir()))
+        sid = submission.submit_session(services, spec, base_dir=Path(tempfile.gettempdir()))
         wait_until(
             lambda: sessions.session_status(services, sid).state is SessionState.COMPLETED,
             60,

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from producer import sessions
+from producer import submission
 from producer.cli import main
 from producer.context import CliState
 from shared.catalog import INLINE_REQUEST_LIMIT_BYTES, profile_for
@@ -62,7 +62,7 @@ def follow(services: Services, message: str, prompt: str = "add a reading lamp")
 
 
 def committed(services: Services, *prompts: str, base: Path, **fields: object) -> str:
-    sid = sessions.submit_session(services, spec_of(*prompts, **fields), base_dir=base)
+    sid = submission.submit_session(services, spec_of(*prompts, **fields), base_dir=base)
     for index in range(1, len(prompts) + 1):
         commit_turn(services, sid, index)
     return sid
@@ -115,7 +115,7 @@ def test_an_append_past_the_limit_with_turns_still_running_says_to_wait_then_for
 ) -> None:
     prompts = [f"edit {n}" for n in range(_largest_fitting())]
     spec = spec_of(*prompts, image_size="4K", aspect_ratio="16:9")
-    sid = sessions.submit_session(services, spec, base_dir=tmp_path)
+    sid = submission.submit_session(services, spec, base_dir=tmp_path)
 
     message = refusal(services, ["append", sid, "one more"])
 
@@ -132,7 +132,7 @@ def test_an_append_past_the_limit_with_turns_still_running_says_to_wait_then_for
 def test_a_cancelled_session_recommends_a_fork_of_its_committed_turns(
     services: Services, tmp_path: Path, command: str
 ) -> None:
-    sid = sessions.submit_session(services, spec_of("a room", "paint it"), base_dir=tmp_path)
+    sid = submission.submit_session(services, spec_of("a room", "paint it"), base_dir=tmp_path)
     commit_turn(services, sid, 1)
     cli(services, ["cancel", sid])
     args = ["append", sid, "more"] if command == "append" else ["retry", sid]
@@ -148,7 +148,7 @@ def test_a_cancelled_session_recommends_a_fork_of_its_committed_turns(
 def test_retry_while_a_turn_runs_recommends_status_or_cancel(
     services: Services, tmp_path: Path
 ) -> None:
-    sid = sessions.submit_session(services, spec_of("a room"), base_dir=tmp_path)
+    sid = submission.submit_session(services, spec_of("a room"), base_dir=tmp_path)
 
     message = refusal(services, ["retry", sid])
 
@@ -173,7 +173,7 @@ def test_cancelling_a_completed_session_is_refused_and_recommends_append(
 def test_cancelling_a_failed_session_is_refused_and_recommends_retry(
     services: Services, enqueuer: RecordingEnqueuer, tmp_path: Path
 ) -> None:
-    sid = sessions.submit_session(services, spec_of("a room", "paint it"), base_dir=tmp_path)
+    sid = submission.submit_session(services, spec_of("a room", "paint it"), base_dir=tmp_path)
     commit_turn(services, sid, 1)
     fail_turn(services, sid, 2)
 
@@ -187,7 +187,7 @@ def test_cancelling_a_failed_session_is_refused_and_recommends_retry(
 def test_forking_at_an_uncommitted_turn_recommends_status(
     services: Services, tmp_path: Path
 ) -> None:
-    sid = sessions.submit_session(services, spec_of("a room", "paint it"), base_dir=tmp_path)
+    sid = submission.submit_session(services, spec_of("a room", "paint it"), base_dir=tmp_path)
     commit_turn(services, sid, 1)
 
     message = refusal(services, ["fork", sid, "--at", "2"])

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from producer import sessions
+from producer import sessions, submission
 from producer.cli import main
 from producer.context import CliState
 from producer.specs import parse_specs
@@ -83,20 +83,20 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def world(services: Services, enqueuer: RecordingEnqueuer, tmp_path: Path, files: Path) -> World:
     for name in ("notes.txt", "huge.jpg"):
         (tmp_path / name).symlink_to(files / name)
-    done = sessions.submit_session(services, spec_of("a"), base_dir=tmp_path)
+    done = submission.submit_session(services, spec_of("a"), base_dir=tmp_path)
     commit_turn(services, done, 1)
-    failed = sessions.submit_session(services, spec_of("a", "b"), base_dir=tmp_path)
+    failed = submission.submit_session(services, spec_of("a", "b"), base_dir=tmp_path)
     commit_turn(services, failed, 1)
     fail_turn(services, failed, 2)
-    pro = sessions.submit_session(
+    pro = submission.submit_session(
         services, spec_of("a", model="gemini-3-pro-image"), base_dir=tmp_path
     )
     commit_turn(services, pro, 1)
-    cancelled = sessions.submit_session(services, spec_of("a"), base_dir=tmp_path)
+    cancelled = submission.submit_session(services, spec_of("a"), base_dir=tmp_path)
     sessions.cancel(services, cancelled)
     turns = _largest_fitting()
     big = spec_of(*(f"edit {n}" for n in range(turns)), image_size="4K", aspect_ratio="16:9")
-    full = sessions.submit_session(services, big, base_dir=tmp_path)
+    full = submission.submit_session(services, big, base_dir=tmp_path)
     return World(services, enqueuer, tmp_path, done, failed, pro, cancelled, full)
 
 

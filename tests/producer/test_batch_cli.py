@@ -11,8 +11,8 @@ from click.testing import CliRunner, Result
 
 from producer.cli import main
 from producer.context import CliState
-from producer.sessions import submit_many
 from producer.specs import LoadedSpec
+from producer.submission import submit_many
 from shared.keys import BATCHES
 from shared.models import BatchRecord, ParkRecord
 from shared.services import Services

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner, Result
 from PIL import Image
 
-from producer import sessions
+from producer import submission
 from producer.cli import main
 from producer.context import CliState
 from producer.worker_fleet import default_processes, worker_argv
@@ -93,7 +93,7 @@ def test_a_session_id_that_could_be_a_path_is_refused(services: Services) -> Non
 def test_status_of_a_failed_session_exits_1_and_prints_the_status_document(
     services: Services, tmp_path: Path
 ) -> None:
-    sid = sessions.submit_session(services, spec_of("a", "b"), base_dir=tmp_path)
+    sid = submission.submit_session(services, spec_of("a", "b"), base_dir=tmp_path)
     commit_turn(services, sid, 1)
     fail_turn(services, sid, 2)
 
@@ -108,7 +108,7 @@ def test_status_of_a_failed_session_exits_1_and_prints_the_status_document(
 
 
 def test_status_of_a_completed_session_exits_0(services: Services, tmp_path: Path) -> None:
-    sid = sessions.submit_session(services, spec_of("a"), base_dir=tmp_path)
+    sid = submission.submit_session(services, spec_of("a"), base_dir=tmp_path)
     commit_turn(services, sid, 1)
 
     result = invoke(services, "status", sid)
@@ -118,7 +118,7 @@ def test_status_of_a_completed_session_exits_0(services: Services, tmp_path: Pat
 
 
 def test_status_without_a_session_lists_every_session(services: Services, tmp_path: Path) -> None:
-    sids = [sessions.submit_session(services, spec_of("a"), base_dir=tmp_path) for _ in range(2)]
+    sids = [submission.submit_session(services, spec_of("a"), base_dir=tmp_path) for _ in range(2)]
 
     result = invoke(services, "status")
 
@@ -129,7 +129,7 @@ def test_status_without_a_session_lists_every_session(services: Services, tmp_pa
 
 
 def test_append_prints_the_new_turn_index(services: Services, tmp_path: Path) -> None:
-    sid = sessions.submit_session(services, spec_of("a"), base_dir=tmp_path)
+    sid = submission.submit_session(services, spec_of("a"), base_dir=tmp_path)
 
     result = invoke(services, "append", sid, "paint it", "--image-size", "4K")
 
@@ -140,7 +140,7 @@ def test_append_prints_the_new_turn_index(services: Services, tmp_path: Path) ->
 
 
 def test_append_stores_a_mask_for_the_quality_table(services: Services, tmp_path: Path) -> None:
-    sid = sessions.submit_session(services, spec_of("a"), base_dir=tmp_path)
+    sid = submission.submit_session(services, spec_of("a"), base_dir=tmp_path)
     mask = tmp_path / "walls.png"
     Image.new("L", (32, 18), 255).save(mask)
 
@@ -153,7 +153,7 @@ def test_append_stores_a_mask_for_the_quality_table(services: Services, tmp_path
 
 
 def test_append_with_a_missing_mask_exits_2_naming_it(services: Services, tmp_path: Path) -> None:
-    sid = sessions.submit_session(services, spec_of("a"), base_dir=tmp_path)
+    sid = submission.submit_session(services, spec_of("a"), base_dir=tmp_path)
 
     result = invoke(services, "append", sid, "paint it", "--mask", str(tmp_path / "gone.png"))
 
@@ -165,7 +165,7 @@ def test_append_with_a_missing_mask_exits_2_naming_it(services: Services, tmp_pa
 def test_status_names_the_axes_of_a_turn_that_needs_a_look(
     services: Services, tmp_path: Path
 ) -> None:
-    sid = sessions.submit_session(services, spec_of("a", "b"), base_dir=tmp_path)
+    sid = submission.submit_session(services, spec_of("a", "b"), base_dir=tmp_path)
     first = commit_turn(services, sid, 1)
     metrics = {"aligned": 1.0, "scale": 1.2, "shift": 0.0, "rotation_deg": 0.0, "aspect": 1.0}
     services.repo.commit_result(sid, first.model_copy(update={"index": 2, "metrics": metrics}))
@@ -176,7 +176,7 @@ def test_status_names_the_axes_of_a_turn_that_needs_a_look(
 
 
 def test_append_with_a_bad_image_size_names_the_option(services: Services, tmp_path: Path) -> None:
-    sid = sessions.submit_session(services, spec_of("a"), base_dir=tmp_path)
+    sid = submission.submit_session(services, spec_of("a"), base_dir=tmp_path)
 
     result = invoke(services, "append", sid, "paint it", "--image-size", "4k")
 
@@ -185,7 +185,7 @@ def test_append_with_a_bad_image_size_names_the_option(services: Services, tmp_p
 
 
 def test_retry_of_a_succeeded_turn_exits_2(services: Services, tmp_path: Path) -> None:
-    sid = sessions.submit_session(services, spec_of("a"), base_dir=tmp_path)
+    sid = submission.submit_session(services, spec_of("a"), base_dir=tmp_path)
     commit_turn(services, sid, 1)
 
     result = invoke(services, "retry", sid, "--turn", "1")
@@ -195,7 +195,7 @@ def test_retry_of_a_succeeded_turn_exits_2(services: Services, tmp_path: Path) -
 
 
 def test_retry_of_the_failed_turn_reports_it(services: Services, tmp_path: Path) -> None:
-    sid = sessions.submit_session(services, spec_of("a"), base_dir=tmp_path)
+    sid = submission.submit_session(services, spec_of("a"), base_dir=tmp_path)
     fail_turn(services, sid, 1)
 
     result = invoke(services, "retry", sid, "--prompt", "gentler")
@@ -205,7 +205,7 @@ def test_retry_of_the_failed_turn_reports_it(services: Services, tmp_path: Path)
 
 
 def test_fork_prints_the_new_session_id(services: Services, tmp_path: Path) -> None:
-    sid = sessions.submit_session(services, spec_of("a", "b"), base_dir=tmp_path)
+    sid = submission.submit_session(services, spec_of("a", "b"), base_dir=tmp_path)
     commit_turn(services, sid, 1)
 
     ok = invoke(services, "fork", sid, "--at", "1", "--session-id", "branch")
@@ -218,7 +218,7 @@ def test_fork_prints_the_new_session_id(services: Services, tmp_path: Path) -> N
 def test_cancel_then_reconcile_enqueues_nothing(
     services: Services, enqueuer: RecordingEnqueuer, tmp_path: Path
 ) -> None:
-    sid = sessions.submit_session(services, spec_of("a"), base_dir=tmp_path)
+    sid = submission.submit_session(services, spec_of("a"), base_dir=tmp_path)
     enqueuer.calls.clear()
 
     cancelled = invoke(services, "cancel", sid)
@@ -230,7 +230,7 @@ def test_cancel_then_reconcile_enqueues_nothing(
 
 
 def test_export_writes_the_report(services: Services, tmp_path: Path) -> None:
-    sid = sessions.submit_session(services, spec_of("a"), base_dir=tmp_path)
+    sid = submission.submit_session(services, spec_of("a"), base_dir=tmp_path)
     commit_turn(services, sid, 1)
 
     result = invoke(services, "export", sid, str(tmp_path / "x"))
@@ -319,7 +319,7 @@ def test_the_emulator_command_is_mounted() -> None:
 def test_status_watch_returns_once_the_session_is_finished(
     services: Services, tmp_path: Path
 ) -> None:
-    sid = sessions.submit_session(services, spec_of("a"), base_dir=tmp_path)
+    sid = submission.submit_session(services, spec_of("a"), base_dir=tmp_path)
     fail_turn(services, sid, 1)
 
     result = invoke(services, "status", sid, "--watch", "--json")
@@ -331,8 +331,8 @@ def test_status_watch_returns_once_the_session_is_finished(
 def test_status_of_several_sessions_prints_each_and_exits_1_when_one_failed(
     services: Services, tmp_path: Path
 ) -> None:
-    done = sessions.submit_session(services, spec_of("a"), base_dir=tmp_path)
-    failed = sessions.submit_session(services, spec_of("a"), base_dir=tmp_path)
+    done = submission.submit_session(services, spec_of("a"), base_dir=tmp_path)
+    failed = submission.submit_session(services, spec_of("a"), base_dir=tmp_path)
     commit_turn(services, done, 1)
     fail_turn(services, failed, 1)
 
@@ -349,7 +349,7 @@ def test_status_of_several_sessions_prints_each_and_exits_1_when_one_failed(
 def test_status_json_without_a_session_prints_a_summary_row_each(
     services: Services, tmp_path: Path
 ) -> None:
-    sid = sessions.submit_session(services, spec_of("a", "b"), base_dir=tmp_path)
+    sid = submission.submit_session(services, spec_of("a", "b"), base_dir=tmp_path)
     commit_turn(services, sid, 1)
 
     result = invoke(services, "status", "--json")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from producer import sessions
+from producer import submission
 from producer.parallel import parallel_map
 from producer.specs import LoadedSpec
 from shared.errors import BrokerUnavailable, StorageUnavailable
@@ -70,7 +70,7 @@ def test_each_session_is_enqueued_once_it_is_written_not_after_the_batch(tmp_pat
     enqueuer.services = services
     items = [LoadedSpec(spec_of("a", "b"), tmp_path, f"s{n}") for n in range(40)]
 
-    sids = sessions.submit_many(services, items, batch_id="b1")
+    sids = submission.submit_many(services, items, batch_id="b1")
 
     assert sorted(enqueuer.calls) == sorted((sid, 1) for sid in sids)
     # every turn 1 was queued with its own session complete in the store
@@ -108,7 +108,7 @@ def test_a_broker_failure_stops_no_write_and_says_what_to_run(
     items = [LoadedSpec(spec_of("a", "b"), tmp_path, f"s{n}") for n in range(100)]
 
     with pytest.raises(StorageUnavailable, match=said) as raised:
-        sessions.submit_many(services, items, batch_id="b1")
+        submission.submit_many(services, items, batch_id="b1")
 
     assert "editqueue reconcile" in str(raised.value)
     assert len(list(services.repo.session_ids())) == 100  # every session stored: reconcile runs it

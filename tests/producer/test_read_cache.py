@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from producer import batch, sessions
+from producer import batch, submission
 from producer.read_cache import ImmutableReadCache
 from producer.specs import LoadedSpec
 from shared.services import Services
@@ -43,7 +43,7 @@ def test_polling_a_batch_sees_new_commits_while_reusing_old_results(
     services: Services, tmp_path: Path
 ) -> None:
     items = [LoadedSpec(spec_of("a", "b"), tmp_path, "s")]
-    (sid,) = sessions.submit_many(services, items, batch_id="b1")
+    (sid,) = submission.submit_many(services, items, batch_id="b1")
     polling = batch.for_polling(services)
     commit_turn(services, sid, 1)
 

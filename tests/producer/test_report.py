@@ -7,7 +7,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from producer import sessions
+from producer import sessions, submission
 from producer.report import STRIP_HEIGHT_PX, TIMES, caption, image_name, short_prompt
 from shared.models import TurnState, TurnStatus
 from shared.services import Services
@@ -17,7 +17,7 @@ from tests.producer.conftest import commit_turn, fail_turn, jpeg_bytes, png_byte
 def test_report_writes_every_file_with_the_exact_stored_bytes(
     services: Services, tmp_path: Path
 ) -> None:
-    sid = sessions.submit_session(
+    sid = submission.submit_session(
         services, spec_of("a room", "paint it", "<b>x</b>"), base_dir=tmp_path
     )
     first, second = jpeg_bytes(160, 90), png_bytes(90, 90)
@@ -43,7 +43,7 @@ def test_report_writes_every_file_with_the_exact_stored_bytes(
 def test_the_strip_puts_turns_side_by_side_at_a_common_height(
     services: Services, tmp_path: Path
 ) -> None:
-    sid = sessions.submit_session(services, spec_of("a", "b"), base_dir=tmp_path)
+    sid = submission.submit_session(services, spec_of("a", "b"), base_dir=tmp_path)
     commit_turn(services, sid, 1, jpeg_bytes(1600, 900))
     commit_turn(services, sid, 2, jpeg_bytes(900, 900))
 
@@ -63,7 +63,7 @@ def test_image_names_take_their_extension_from_the_bytes() -> None:
 def test_captions_name_the_turn_a_short_prompt_and_the_pixel_size(
     services: Services, tmp_path: Path
 ) -> None:
-    sid = sessions.submit_session(
+    sid = submission.submit_session(
         services, spec_of("Add tall walnut bookshelf " * 5), base_dir=tmp_path
     )
     commit_turn(services, sid, 1, jpeg_bytes(320, 180))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from producer import sessions
+from producer import sessions, submission
 from shared.services import Services
 from shared.verdicts import AXES, QualityThresholds
 from tests.producer.conftest import commit_turn, spec_of
@@ -39,7 +39,7 @@ DRIFTED = KEPT | {"ssim": 0.71, "scale": 1.08, "shift": 0.02}
 
 
 def session_with_metrics(services: Services, tmp_path: Path) -> str:
-    sid = sessions.submit_session(services, spec_of("a", "b", "c"), base_dir=tmp_path)
+    sid = submission.submit_session(services, spec_of("a", "b", "c"), base_dir=tmp_path)
     first = commit_turn(services, sid, 1)
     for index, metrics in ((2, KEPT), (3, DRIFTED)):
         result = first.model_copy(update={"index": index, "metrics": metrics})
@@ -115,7 +115,7 @@ def test_a_threshold_setting_rejudges_stored_turns(services: Services, tmp_path:
 def test_a_slow_loss_of_detail_shows_as_a_trend_since_turn_one(
     services: Services, tmp_path: Path
 ) -> None:
-    sid = sessions.submit_session(services, spec_of("a", "b", "c"), base_dir=tmp_path)
+    sid = submission.submit_session(services, spec_of("a", "b", "c"), base_dir=tmp_path)
     first = commit_turn(services, sid, 1)
     for index, ratio in ((2, 0.9), (3, 0.8)):
         metrics = KEPT | {"sharpness_ratio": ratio, "noise_ratio": 1.1}

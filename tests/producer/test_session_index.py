@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
-from producer import sessions
+from producer import sessions, submission
 from producer.listing import session_page
 from shared.keys import open_key
 from shared.models import SessionState, TurnSpec
@@ -56,7 +56,7 @@ def index(services: Services) -> SessionIndex:
 def test_submit_marks_a_session_open_and_the_sweep_closes_it_with_its_final_summary(
     services: Services, tmp_path: Path
 ) -> None:
-    sid = sessions.submit_session(services, spec_of("a", "b"), base_dir=tmp_path)
+    sid = submission.submit_session(services, spec_of("a", "b"), base_dir=tmp_path)
     assert index(services).open_ids() == [sid]
     commit_turn(services, sid, 1)
     reconcile(services, time.time())
@@ -76,7 +76,7 @@ def test_a_sweep_of_finished_sessions_reads_nothing_but_the_open_index(
     services: Services, tmp_path: Path
 ) -> None:
     for _ in range(30):
-        sid = sessions.submit_session(services, spec_of("a"), base_dir=tmp_path)
+        sid = submission.submit_session(services, spec_of("a"), base_dir=tmp_path)
         commit_turn(services, sid, 1)
     reconcile(services, time.time())  # closes all 30
     store = counting(services)
@@ -87,14 +87,14 @@ def test_a_sweep_of_finished_sessions_reads_nothing_but_the_open_index(
 
 
 def test_append_and_retry_reopen_a_closed_session(services: Services, tmp_path: Path) -> None:
-    done = sessions.submit_session(services, spec_of("a"), base_dir=tmp_path)
-    failed = sessions.submit_session(services, spec_of("a"), base_dir=tmp_path)
+    done = submission.submit_session(services, spec_of("a"), base_dir=tmp_path)
+    failed = submission.submit_session(services, spec_of("a"), base_dir=tmp_path)
     commit_turn(services, done, 1)
     fail_turn(services, failed, 1)
     reconcile(services, time.time())
     assert index(services).open_ids() == []
 
-    sessions.append_turn(services, done, TurnSpec(prompt="more"), tmp_path)
+    submission.append_turn(services, done, TurnSpec(prompt="more"), tmp_path)
     sessions.retry_turn(services, failed)
 
     assert index(services).open_ids() == sorted([done, failed])
@@ -103,11 +103,11 @@ def test_append_and_retry_reopen_a_closed_session(services: Services, tmp_path: 
 def test_an_append_while_the_sweep_closes_the_session_keeps_it_open(
     services: Services, tmp_path: Path
 ) -> None:
-    sid = sessions.submit_session(services, spec_of("a"), base_dir=tmp_path)
+    sid = submission.submit_session(services, spec_of("a"), base_dir=tmp_path)
     commit_turn(services, sid, 1)
     store = counting(services)
     store.on_delete[open_key(sid)] = lambda: services.repo.add_request(
-        sid, sessions._request(2, TurnSpec(prompt="late"), [], None)
+        sid, submission._request(2, TurnSpec(prompt="late"), [], None)
     )  # the append's request lands right after the sweep removed the marker
 
     reconcile(services, time.time())
@@ -118,8 +118,8 @@ def test_an_append_while_the_sweep_closes_the_session_keeps_it_open(
 def test_reconcile_full_rebuilds_the_index_of_sessions_written_without_one(
     services: Services, tmp_path: Path
 ) -> None:
-    open_sid = sessions.submit_session(services, spec_of("a"), base_dir=tmp_path)
-    done_sid = sessions.submit_session(services, spec_of("a"), base_dir=tmp_path)
+    open_sid = submission.submit_session(services, spec_of("a"), base_dir=tmp_path)
+    done_sid = submission.submit_session(services, spec_of("a"), base_dir=tmp_path)
     commit_turn(services, done_sid, 1)
     for key in list(services.repo.store.objects):  # type: ignore[attr-defined]
         if key.startswith("index/"):
@@ -137,10 +137,10 @@ def test_a_page_filters_by_tenant_and_state_from_the_summaries(
     services: Services, tmp_path: Path
 ) -> None:
     mine = [
-        sessions.submit_session(services, spec_of("a"), base_dir=tmp_path, tenant="studio")
+        submission.submit_session(services, spec_of("a"), base_dir=tmp_path, tenant="studio")
         for _ in range(3)
     ]
-    theirs = sessions.submit_session(services, spec_of("a"), base_dir=tmp_path, tenant="other")
+    theirs = submission.submit_session(services, spec_of("a"), base_dir=tmp_path, tenant="other")
     for sid in [*mine[:2], theirs]:
         commit_turn(services, sid, 1)
     reconcile(services, time.time())

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from producer import sessions
+from producer import sessions, submission
 from producer.specs import LoadedSpec
 from shared.coordination import MemoryCoordinator
 from shared.errors import (
@@ -41,7 +41,7 @@ def store_of(services: Services) -> MemoryStore:
 def test_submit_writes_the_session_and_every_request_then_enqueues_turn_one(
     services: Services, enqueuer: RecordingEnqueuer, tmp_path: Path
 ) -> None:
-    sid = sessions.submit_session(services, spec_of("a room", "paint it"), base_dir=tmp_path)
+    sid = submission.submit_session(services, spec_of("a room", "paint it"), base_dir=tmp_path)
 
     snap = services.repo.snapshot(sid)
     assert snap.record.model == services.settings.model
@@ -55,7 +55,7 @@ def test_submit_keeps_the_clients_session_id_and_settings(
 ) -> None:
     spec = spec_of("a", session_id="kitchen-7", model="gemini-3-pro-image", image_size="2K")
 
-    sid = sessions.submit_session(services, spec, base_dir=tmp_path, batch_id="night-1")
+    sid = submission.submit_session(services, spec, base_dir=tmp_path, batch_id="night-1")
 
     record = services.repo.session(sid)
     assert (sid, record.model, record.image_size, record.batch_id) == (
@@ -74,9 +74,9 @@ def test_the_fleets_default_transport_applies_to_specs_that_name_none(
         settings=services.settings.model_copy(update={"default_transport": "interactions"}),
     )
 
-    unnamed = sessions.submit_session(fleet, spec_of("a"), base_dir=tmp_path)
-    named = sessions.submit_session(fleet, spec_of("a", transport="replay"), base_dir=tmp_path)
-    default = sessions.submit_session(services, spec_of("a"), base_dir=tmp_path)
+    unnamed = submission.submit_session(fleet, spec_of("a"), base_dir=tmp_path)
+    named = submission.submit_session(fleet, spec_of("a", transport="replay"), base_dir=tmp_path)
+    default = submission.submit_session(services, spec_of("a"), base_dir=tmp_path)
 
     assert [services.repo.session(s).transport for s in (unnamed, named, default)] == [
         Transport.INTERACTIONS,
@@ -89,7 +89,7 @@ def test_submit_uploads_reference_images_as_blobs(services: Services, tmp_path: 
     (tmp_path / "room.png").write_bytes(png_bytes())
     spec = SessionSpec(turns=[TurnSpec(prompt="stage it", images=["room.png"])])
 
-    sid = sessions.submit_session(services, spec, base_dir=tmp_path)
+    sid = submission.submit_session(services, spec, base_dir=tmp_path)
 
     [ref] = services.repo.request(sid, 1).images  # type: ignore[union-attr]
     assert ref.mime_type == "image/png"
@@ -110,7 +110,7 @@ def test_submit_writes_nothing_when_the_spec_is_invalid(
     services: Services, enqueuer: RecordingEnqueuer, tmp_path: Path, spec: object
 ) -> None:
     with pytest.raises(InvalidSpec):
-        sessions.submit_session(services, spec, base_dir=tmp_path)  # type: ignore[arg-type]
+        submission.submit_session(services, spec, base_dir=tmp_path)  # type: ignore[arg-type]
 
     assert store_of(services).objects == {}
     assert enqueuer.calls == []
@@ -123,26 +123,26 @@ def test_a_batch_with_one_bad_session_writes_none_of_them(
     bad = LoadedSpec(spec_of("b", aspect_ratio="7:3"), tmp_path, "x:2")
 
     with pytest.raises(InvalidSpec):
-        sessions.submit_many(services, [good, bad])
+        submission.submit_many(services, [good, bad])
 
     assert store_of(services).objects == {}
     assert enqueuer.calls == []
 
 
 def test_a_taken_client_session_id_is_refused(services: Services, tmp_path: Path) -> None:
-    sessions.submit_session(services, spec_of("a", session_id="taken"), base_dir=tmp_path)
+    submission.submit_session(services, spec_of("a", session_id="taken"), base_dir=tmp_path)
 
     with pytest.raises(InvalidSpec, match="session id taken already exists"):
-        sessions.submit_session(services, spec_of("b", session_id="taken"), base_dir=tmp_path)
+        submission.submit_session(services, spec_of("b", session_id="taken"), base_dir=tmp_path)
 
 
 def test_append_to_a_session_whose_last_turn_is_committed_enqueues_the_new_turn(
     services: Services, enqueuer: RecordingEnqueuer, tmp_path: Path
 ) -> None:
-    sid = sessions.submit_session(services, spec_of("a room"), base_dir=tmp_path)
+    sid = submission.submit_session(services, spec_of("a room"), base_dir=tmp_path)
     commit_turn(services, sid, 1)
 
-    index = sessions.append_turn(services, sid, TurnSpec(prompt="paint it"), tmp_path)
+    index = submission.append_turn(services, sid, TurnSpec(prompt="paint it"), tmp_path)
 
     assert index == 2
     assert enqueuer.calls == [(sid, 1), (sid, 2)]
@@ -151,9 +151,9 @@ def test_append_to_a_session_whose_last_turn_is_committed_enqueues_the_new_turn(
 def test_append_while_the_previous_turn_runs_leaves_the_wake_up_to_the_worker(
     services: Services, enqueuer: RecordingEnqueuer, tmp_path: Path
 ) -> None:
-    sid = sessions.submit_session(services, spec_of("a room"), base_dir=tmp_path)
+    sid = submission.submit_session(services, spec_of("a room"), base_dir=tmp_path)
 
-    index = sessions.append_turn(services, sid, TurnSpec(prompt="paint it"), tmp_path)
+    index = submission.append_turn(services, sid, TurnSpec(prompt="paint it"), tmp_path)
 
     assert index == 2
     assert enqueuer.calls == [(sid, 1)]
@@ -161,13 +161,15 @@ def test_append_while_the_previous_turn_runs_leaves_the_wake_up_to_the_worker(
 
 
 def test_concurrent_appends_get_distinct_indexes(services: Services, tmp_path: Path) -> None:
-    sid = sessions.submit_session(services, spec_of("a room"), base_dir=tmp_path)
+    sid = submission.submit_session(services, spec_of("a room"), base_dir=tmp_path)
     start = threading.Barrier(8)
     indexes: list[int] = []
 
     def append(n: int) -> None:
         start.wait()
-        indexes.append(sessions.append_turn(services, sid, TurnSpec(prompt=f"edit {n}"), tmp_path))
+        indexes.append(
+            submission.append_turn(services, sid, TurnSpec(prompt=f"edit {n}"), tmp_path)
+        )
 
     threads = [threading.Thread(target=append, args=(n,)) for n in range(8)]
     for thread in threads:
@@ -183,25 +185,25 @@ def test_concurrent_appends_get_distinct_indexes(services: Services, tmp_path: P
 def test_append_refuses_a_size_the_sessions_model_does_not_support(
     services: Services, tmp_path: Path
 ) -> None:
-    sid = sessions.submit_session(
+    sid = submission.submit_session(
         services, spec_of("a", model="gemini-3-pro-image"), base_dir=tmp_path
     )
 
     with pytest.raises(InvalidSpec, match="'512'"):
-        sessions.append_turn(services, sid, TurnSpec(prompt="b", image_size="512"), tmp_path)
+        submission.append_turn(services, sid, TurnSpec(prompt="b", image_size="512"), tmp_path)
 
     assert services.repo.request(sid, 2) is None
 
 
 def test_append_to_an_unknown_session_is_refused(services: Services, tmp_path: Path) -> None:
     with pytest.raises(UnknownSession):
-        sessions.append_turn(services, "nope", TurnSpec(prompt="b"), tmp_path)
+        submission.append_turn(services, "nope", TurnSpec(prompt="b"), tmp_path)
 
 
 def test_retry_rewrites_the_failed_turn_with_a_new_revision_and_enqueues_it(
     services: Services, enqueuer: RecordingEnqueuer, tmp_path: Path
 ) -> None:
-    sid = sessions.submit_session(services, spec_of("a", "b", "c"), base_dir=tmp_path)
+    sid = submission.submit_session(services, spec_of("a", "b", "c"), base_dir=tmp_path)
     commit_turn(services, sid, 1)
     fail_turn(services, sid, 2)
 
@@ -216,7 +218,7 @@ def test_retry_rewrites_the_failed_turn_with_a_new_revision_and_enqueues_it(
 
 
 def test_retry_without_a_prompt_keeps_the_wording(services: Services, tmp_path: Path) -> None:
-    sid = sessions.submit_session(services, spec_of("a"), base_dir=tmp_path)
+    sid = submission.submit_session(services, spec_of("a"), base_dir=tmp_path)
     fail_turn(services, sid, 1)
 
     sessions.retry_turn(services, sid, index=1)
@@ -226,7 +228,7 @@ def test_retry_without_a_prompt_keeps_the_wording(services: Services, tmp_path: 
 
 
 def test_retry_refuses_a_turn_that_succeeded(services: Services, tmp_path: Path) -> None:
-    sid = sessions.submit_session(services, spec_of("a", "b"), base_dir=tmp_path)
+    sid = submission.submit_session(services, spec_of("a", "b"), base_dir=tmp_path)
     commit_turn(services, sid, 1)
     fail_turn(services, sid, 2)
 
@@ -237,7 +239,7 @@ def test_retry_refuses_a_turn_that_succeeded(services: Services, tmp_path: Path)
 def test_retry_refuses_a_session_where_nothing_failed(
     services: Services, enqueuer: RecordingEnqueuer, tmp_path: Path
 ) -> None:
-    sid = sessions.submit_session(services, spec_of("a"), base_dir=tmp_path)
+    sid = submission.submit_session(services, spec_of("a"), base_dir=tmp_path)
 
     with pytest.raises(InvalidState, match="no failed turn"):
         sessions.retry_turn(services, sid)
@@ -248,7 +250,7 @@ def test_retry_refuses_a_session_where_nothing_failed(
 def test_cancel_marks_the_session_and_its_open_turns_cancelled(
     services: Services, tmp_path: Path
 ) -> None:
-    sid = sessions.submit_session(services, spec_of("a", "b"), base_dir=tmp_path)
+    sid = submission.submit_session(services, spec_of("a", "b"), base_dir=tmp_path)
     commit_turn(services, sid, 1)
 
     sessions.cancel(services, sid)
@@ -261,7 +263,7 @@ def test_cancel_marks_the_session_and_its_open_turns_cancelled(
 def test_fork_copies_turns_one_to_at_and_shares_their_blobs(
     services: Services, tmp_path: Path
 ) -> None:
-    sid = sessions.submit_session(services, spec_of("a", "b", "c"), base_dir=tmp_path)
+    sid = submission.submit_session(services, spec_of("a", "b", "c"), base_dir=tmp_path)
     results = [commit_turn(services, sid, n) for n in (1, 2, 3)]
     blobs_before = [k for k in store_of(services).objects if k.startswith("blobs/")]
 
@@ -286,7 +288,7 @@ def test_fork_copies_turns_one_to_at_and_shares_their_blobs(
 def test_fork_past_the_last_committed_turn_is_refused(
     services: Services, tmp_path: Path, at: int, error: type[Exception], words: str
 ) -> None:
-    sid = sessions.submit_session(services, spec_of("a", "b", "c"), base_dir=tmp_path)
+    sid = submission.submit_session(services, spec_of("a", "b", "c"), base_dir=tmp_path)
     commit_turn(services, sid, 1)
     commit_turn(services, sid, 2)
 
@@ -298,15 +300,15 @@ def test_fork_past_the_last_committed_turn_is_refused(
 def test_reconcile_enqueues_exactly_the_due_turns(
     services: Services, enqueuer: RecordingEnqueuer, tmp_path: Path
 ) -> None:
-    fresh = sessions.submit_session(services, spec_of("a", "b"), base_dir=tmp_path)
-    midway = sessions.submit_session(services, spec_of("a", "b", "c"), base_dir=tmp_path)
+    fresh = submission.submit_session(services, spec_of("a", "b"), base_dir=tmp_path)
+    midway = submission.submit_session(services, spec_of("a", "b", "c"), base_dir=tmp_path)
     commit_turn(services, midway, 1)
-    failed = sessions.submit_session(services, spec_of("a", "b"), base_dir=tmp_path)
+    failed = submission.submit_session(services, spec_of("a", "b"), base_dir=tmp_path)
     commit_turn(services, failed, 1)
     fail_turn(services, failed, 2)
-    done = sessions.submit_session(services, spec_of("a"), base_dir=tmp_path)
+    done = submission.submit_session(services, spec_of("a"), base_dir=tmp_path)
     commit_turn(services, done, 1)
-    cancelled = sessions.submit_session(services, spec_of("a"), base_dir=tmp_path)
+    cancelled = submission.submit_session(services, spec_of("a"), base_dir=tmp_path)
     sessions.cancel(services, cancelled)
     enqueuer.calls.clear()
     services = dataclasses.replace(services, coord=MemoryCoordinator())  # Redis lost its memory
@@ -320,7 +322,7 @@ def test_reconcile_enqueues_exactly_the_due_turns(
 def test_reconcile_leaves_turns_that_are_already_queued_alone(
     services: Services, enqueuer: RecordingEnqueuer, tmp_path: Path
 ) -> None:
-    sessions.submit_session(services, spec_of("a", "b"), base_dir=tmp_path)
+    submission.submit_session(services, spec_of("a", "b"), base_dir=tmp_path)
     enqueuer.calls.clear()
     assert sessions.reconcile(services) == 0
     assert enqueuer.calls == []
@@ -329,7 +331,7 @@ def test_reconcile_leaves_turns_that_are_already_queued_alone(
 def test_reconcile_is_idempotent(
     services: Services, enqueuer: RecordingEnqueuer, tmp_path: Path
 ) -> None:
-    sid = sessions.submit_session(services, spec_of("a", "b"), base_dir=tmp_path)
+    sid = submission.submit_session(services, spec_of("a", "b"), base_dir=tmp_path)
     commit_turn(services, sid, 1)
     enqueuer.calls.clear()
     before = dict(store_of(services).objects)
@@ -347,13 +349,13 @@ def test_status_of_an_unknown_session_is_refused(services: Services) -> None:
 
 
 def test_list_sessions_shows_every_stored_session(services: Services, tmp_path: Path) -> None:
-    sids = {sessions.submit_session(services, spec_of("a"), base_dir=tmp_path) for _ in range(3)}
+    sids = {submission.submit_session(services, spec_of("a"), base_dir=tmp_path) for _ in range(3)}
 
     assert {s.session_id for s in sessions.list_sessions(services)} == sids
 
 
 def test_export_writes_the_stored_image_bytes(services: Services, tmp_path: Path) -> None:
-    sid = sessions.submit_session(services, spec_of("a"), base_dir=tmp_path)
+    sid = submission.submit_session(services, spec_of("a"), base_dir=tmp_path)
     data = jpeg_bytes(colour=(1, 2, 3))
     commit_turn(services, sid, 1, data)
 
@@ -376,7 +378,7 @@ def test_a_broker_failure_after_writing_says_the_turn_is_stored_and_how_to_resum
     services = dataclasses.replace(services, enqueuer=BrokerDown())
 
     with pytest.raises(StorageUnavailable, match="editqueue reconcile") as caught:
-        sessions.submit_session(services, spec_of("a", session_id="kept"), base_dir=tmp_path)
+        submission.submit_session(services, spec_of("a", session_id="kept"), base_dir=tmp_path)
 
     assert "kept turn 1 is stored but not queued" in str(caught.value)
     assert services.repo.request("kept", 1) is not None

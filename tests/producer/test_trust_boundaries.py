@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from producer import sessions
+from producer import submission
 from producer.cli import main
 from producer.context import CliState
 from shared.errors import InvalidSpec, SessionExists, StorageUnavailable
@@ -46,7 +46,7 @@ def test_a_submit_that_fails_midway_leaves_no_session_at_all(
     broken = dataclasses.replace(services, repo=type(services.repo)(store))
 
     with pytest.raises(StorageUnavailable):
-        sessions.submit_session(broken, spec_of("a", "b", session_id="half"), base_dir=tmp_path)
+        submission.submit_session(broken, spec_of("a", "b", session_id="half"), base_dir=tmp_path)
 
     assert [k for k in store.list(SESSIONS)] == []
     assert list(broken.repo.session_ids()) == []
@@ -56,14 +56,14 @@ def test_a_lone_surrogate_is_refused_before_anything_is_written(
     services: Services, tmp_path: Path
 ) -> None:
     with pytest.raises(InvalidSpec, match="surrogate"):
-        sessions.append_turn(
+        submission.append_turn(
             services,
-            sessions.submit_session(services, spec_of("a"), base_dir=tmp_path),
+            submission.submit_session(services, spec_of("a"), base_dir=tmp_path),
             spec_of("b \ud800").turns[0],
             tmp_path,
         )
     with pytest.raises(InvalidSpec, match="surrogate"):
-        sessions.submit_session(services, spec_of("x \udc00"), base_dir=tmp_path)
+        submission.submit_session(services, spec_of("x \udc00"), base_dir=tmp_path)
 
     assert len(list(services.repo.session_ids())) == 1  # only the first, whole session
 
@@ -79,7 +79,7 @@ def test_limits_come_from_the_settings_and_name_them(services: Services, tmp_pat
     ]
     for spec, setting in cases:
         with pytest.raises(InvalidSpec, match=setting):
-            sessions.submit_session(tight, spec, base_dir=tmp_path)
+            submission.submit_session(tight, spec, base_dir=tmp_path)
     assert list(tight.repo.session_ids()) == []
 
 
@@ -92,9 +92,9 @@ def test_a_session_without_a_budget_gets_its_tenants_else_the_fleets(
 ) -> None:
     capped = with_settings(services, default_budget_usd=5.0, tenant_budgets_usd={"acme": 2.5})
 
-    acme = sessions.submit_session(capped, spec_of("a"), base_dir=tmp_path, tenant="acme")
-    other = sessions.submit_session(capped, spec_of("a"), base_dir=tmp_path, tenant="globex")
-    own = sessions.submit_session(capped, spec_of("a", budget_usd=9.0), base_dir=tmp_path)
+    acme = submission.submit_session(capped, spec_of("a"), base_dir=tmp_path, tenant="acme")
+    other = submission.submit_session(capped, spec_of("a"), base_dir=tmp_path, tenant="globex")
+    own = submission.submit_session(capped, spec_of("a", budget_usd=9.0), base_dir=tmp_path)
 
     budgets = [capped.repo.session(sid).budget_usd for sid in (acme, other, own)]
     assert budgets == [2.5, 5.0, 9.0]
@@ -103,16 +103,16 @@ def test_a_session_without_a_budget_gets_its_tenants_else_the_fleets(
 def test_the_same_client_id_in_two_tenants_is_two_sessions(
     services: Services, tmp_path: Path
 ) -> None:
-    first = sessions.submit_session(
+    first = submission.submit_session(
         services, spec_of("a", session_id="room"), base_dir=tmp_path, tenant="acme"
     )
-    second = sessions.submit_session(
+    second = submission.submit_session(
         services, spec_of("b", session_id="room"), base_dir=tmp_path, tenant="globex"
     )
 
     assert (first, second) == ("acme.room", "globex.room")
     with pytest.raises(SessionExists, match="session id room already exists"):
-        sessions.submit_session(
+        submission.submit_session(
             services, spec_of("c", session_id="room"), base_dir=tmp_path, tenant="acme"
         )
 
@@ -135,7 +135,7 @@ def test_status_prints_tenant_text_with_control_characters_escaped(
     services: Services, tmp_path: Path
 ) -> None:
     hostile = "a\x1b]0;owned\x07 room\x00\u202e"
-    sid = sessions.submit_session(services, spec_of(hostile), base_dir=tmp_path)
+    sid = submission.submit_session(services, spec_of(hostile), base_dir=tmp_path)
     fail_turn(services, sid, 1)
     state = CliState(services=services)
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
-from producer import sessions
+from producer import submission
 from producer.specs import LoadedSpec
 from tests.producer.conftest import spec_of
 from tests.producer.web.conftest import (
@@ -61,7 +61,7 @@ def test_an_operator_token_sees_every_tenants_sessions_and_the_clis(
     client = make_client(tokens=f"{TOKENS},{OPERATOR}=ops", operator_tenant="ops")
     create(client, ACME, session_id="alpha-room")
     services = services_of(client)
-    cli_sid = sessions.submit_many(
+    cli_sid = submission.submit_many(
         services,
         [LoadedSpec(spec_of("from the cli"), tmp_path, "cli")],
         tenant="cli",
