@@ -1,5 +1,6 @@
-"""worker/colours.py and worker/similarity.py against scikit-image, the reference they re-implement
-for speed: CIELAB, CIEDE2000 and SSIM agree to 1e-3 on photos, noise, greys and Sharma's table."""
+"""worker/colours.py, similarity.py and sharpness.py against the references they re-implement for
+speed: CIELAB, CIEDE2000 and SSIM agree with scikit-image to 1e-3 on photos, noise, greys and
+Sharma's table; sharpness and noise with their NumPy definitions."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from skimage import data as samples
 from skimage.color import deltaE_ciede2000, rgb2lab
 from skimage.metrics import structural_similarity
 
-from worker import colours
+from worker import colours, sharpness
 from worker.quality import _line
 from worker.similarity import ssim
 
@@ -108,3 +109,20 @@ def test_the_colour_fit_is_numpys_least_squares_line() -> None:
         ref_offset, abs=1e-3
     )
     assert _line(np.full(10, 7, np.float32), np.arange(10, dtype=np.float32)) == (0.0, 4.5)
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_sharpness_and_noise_are_their_numpy_definitions(masked: bool) -> None:
+    gray = np.asarray(samples.camera()[::3, ::3], dtype=np.uint8)
+    mask = RNG.random(gray.shape) > 0.3 if masked else None
+    inner = np.ones(gray.shape, bool) if mask is None else mask.copy()
+    inner[[0, -1], :] = inner[:, [0, -1]] = False  # border pixels are extrapolated: left out
+    lap = cv2.Laplacian(gray.astype(np.float64), cv2.CV_64F, ksize=1)
+    kernel = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], dtype=np.float64)
+    response = np.abs(cv2.filter2D(gray.astype(np.float64), cv2.CV_64F, kernel))
+    expected_sharpness = lap[inner].var() / gray.astype(np.float64)[inner].var()
+    expected_noise = np.sqrt(np.pi / 2) / 6 * response[inner].mean()
+    assert sharpness.sharpness(gray, mask) == pytest.approx(expected_sharpness, rel=1e-5)
+    assert sharpness.noise(gray, mask) == pytest.approx(expected_noise, rel=1e-5)
+    assert sharpness.sharpness(gray, np.zeros(gray.shape, bool)) == 0.0
+    assert sharpness.noise(gray[:2, :2]) == 0.0
