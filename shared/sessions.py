@@ -212,10 +212,10 @@ class SessionRepository:
         found = self._read(key, QualityRecord, tag)
         return found.metrics if found is not None else None
 
-    def put_quality(self, sid: str, index: int, metrics: dict[str, float]) -> None:
+    def put_quality(self, sid: str, index: int, metrics: dict[str, float]) -> bool:
         """Store a deferred turn's quality numbers (written once): an attempt of turn n+1 ended
-        without a result to carry them."""
-        self.store.put_if_absent(
+        without a result to carry them. True when this call created `quality.json`."""
+        return self.store.put_if_absent(
             turn_key(sid, index, QUALITY), _dump(QualityRecord(index=index, metrics=metrics))
         )
 

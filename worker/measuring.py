@@ -7,7 +7,8 @@ measures turn n on a background thread while it waits for its own answer (second
 them as its `previous_metrics`. The last turn of a session (nothing waits on it) measures itself
 before it commits. When an attempt of turn n+1 ends without committing (it failed, was
 cancelled, parked or requeued, in a wave too), it stores turn n's numbers in
-`turns/n/quality.json` (once: later attempts see the file in their listing and measure nothing).
+`turns/n/quality.json` (once: later attempts see the file in their listing and measure nothing;
+the attempt that creates it counts the numbers and verdicts in the operator's metrics).
 `SessionSnapshot.metrics_of` finds them in whichever place.
 """
 
@@ -19,6 +20,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 from shared.blobcache import BlobCache
 from shared.sessions import SessionRepository, SessionSnapshot
+from shared.verdicts import QualityThresholds
+from worker.observe import quality_kept
 from worker.results import quality_metrics
 
 # Per process: a measurement is mostly OpenCV, NumPy and libjpeg, which release the GIL.
@@ -63,12 +66,16 @@ def keep(
     blobs: BlobCache,
     snap: SessionSnapshot,
     index: int,
+    thresholds: QualityThresholds,
     measuring: Future[dict[str, float]] | None = None,
 ) -> None:
     """Store unmeasured turn n's numbers in `turns/n/quality.json`: turn n+1's attempt ends
-    without a result to carry them."""
-    if (found := numbers(blobs, snap, index, measuring)) is not None:
-        repo.put_quality(snap.record.session_id, index, found)
+    without a result to carry them. The attempt that creates the file counts them for the
+    operator (`quality_kept`, judged by the session's `thresholds`); one that finds it there
+    does not."""
+    found = numbers(blobs, snap, index, measuring)
+    if found is not None and repo.put_quality(snap.record.session_id, index, found):
+        quality_kept(snap, index, found, thresholds)
 
 
 def _executor() -> ThreadPoolExecutor:

@@ -3,7 +3,9 @@
 The turn runner calls a few hooks (`loaded`, `call`, `billed`, `committed`, `finish`); this
 module turns them into one log line per attempt, the `editqueue_*` Prometheus families, the
 GenAI span and metrics, and, for an API attempt that did not commit, a stored attempt record,
-so a timed-out call's latency stays in the turn's `attempt_history`. Nothing here may fail a turn.
+so a timed-out call's latency stays in the turn's `attempt_history`. A turn's quality numbers and
+verdicts are counted once: with the result that carries them, or when `quality.json` is created
+(`quality_kept`). Nothing here may fail a turn.
 """
 
 from __future__ import annotations
@@ -44,6 +46,30 @@ def ready_at(snap: SessionSnapshot, index: int) -> datetime:
     created = snap.requests[index].created_at
     previous = snap.results.get(index - 1)
     return max(created, previous.committed_at) if previous else created
+
+
+def record_quality(snap: SessionSnapshot, index: int, thresholds: QualityThresholds) -> None:
+    """Count turn n's quality numbers (`editqueue_turn_quality`) and verdicts
+    (`editqueue_quality_verdicts_total`) as `snap` holds them; nothing for a turn without
+    transition numbers ({}: a failed measurement)."""
+    fam = metrics.families()
+    for signal, value in metrics.quality_signals(snap.metrics_of(index) or {}):
+        fam.quality.labels(signal).observe(value)
+    row = quality_row(snap, index, thresholds)
+    for axis in AXES if row is not None else ():
+        fam.verdicts.labels(axis, getattr(row, axis).verdict or "none").inc()
+
+
+def quality_kept(
+    snap: SessionSnapshot, index: int, numbers: dict[str, float], thresholds: QualityThresholds
+) -> None:
+    """Turn n's `numbers` were just written to `turns/n/quality.json` (this call created it, so
+    once fleet-wide): count them as a committing result's are counted. Never raises."""
+    try:
+        kept = dataclasses.replace(snap, quality={**snap.quality, index: numbers})
+        record_quality(kept, index, thresholds)
+    except Exception:  # reporting must never fail the attempt that kept them
+        log.exception("could not record turn %s/%d's quality", snap.record.session_id, index)
 
 
 @dataclass
@@ -159,16 +185,11 @@ class TurnObservation:
     def _quality(
         self, snap: SessionSnapshot, result: TurnResult, thresholds: QualityThresholds
     ) -> None:
-        fam = metrics.families()
         with_this = dataclasses.replace(snap, results={**snap.results, self.index: result})
         measured = [] if result.previous_metrics is None else [self.index - 1]
         measured += [] if result.metrics_deferred else [self.index]
         for index in measured:  # turn n-1 when this turn measured it, turn n unless deferred
-            for signal, value in metrics.quality_signals(with_this.metrics_of(index) or {}):
-                fam.quality.labels(signal).observe(value)
-            row = quality_row(with_this, index, thresholds)
-            for axis in AXES if row is not None else ():
-                fam.verdicts.labels(axis, getattr(row, axis).verdict or "none").inc()
+            record_quality(with_this, index, thresholds)
 
     def throttled(self, wait_s: float) -> None:
         """The call gate deferred this attempt by `wait_s`."""

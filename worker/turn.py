@@ -250,7 +250,9 @@ class TurnRunner:
             return
         try:
             snap = turn.snap or self.services.repo.snapshot(turn.sid, through=turn.index)
-            keep(self.services.repo, self.services.blobs, snap, turn.index - 1, turn.measuring)
+            services, previous = self.services, turn.index - 1
+            thresholds = services.settings.quality  # the operator's verdicts, as `commit` judges
+            keep(services.repo, services.blobs, snap, previous, thresholds, turn.measuring)
         except Exception:
             log.warning(
                 "turn %s/%d: quality of turn %d not kept",
