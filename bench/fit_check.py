@@ -23,7 +23,7 @@ from producer.fit import (
     largest_fitting_keep_last,
 )
 from shared.catalog import NB2
-from shared.models import HistoryPolicy
+from shared.session_spec import HistoryPolicy
 
 
 def session(turns: int) -> list[TurnLoad]:

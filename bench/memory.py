@@ -30,8 +30,9 @@ from fleet import API_KEY, Fleet, fleet, grainy_jpeg, peak_rss_mb, rss_mb, wait_
 from emulator.signatures import Signer, secret_for
 from shared.broker import dispatch
 from shared.config import load_settings
-from shared.models import BlobRef, ImageInfo, ResultPart, SessionRecord, TurnRequest, TurnResult
 from shared.services import build_services
+from shared.session_records import SessionRecord
+from shared.turn_records import BlobRef, ImageInfo, ResultPart, TurnRequest, TurnResult
 
 MODEL = "gemini-3.1-flash-image"
 EMULATOR_SEED = 3  # bench/fleet.py starts the emulator with --seed 3: its signing secret

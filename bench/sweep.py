@@ -24,10 +24,12 @@ from overhead import HeldEnqueues, s3_log
 from producer import submission
 from producer.specs import load_specs
 from shared.config import load_settings
-from shared.models import ImageInfo, SessionRecord, SessionState, TurnRequest, TurnResult
+from shared.models import SessionState
 from shared.reconcile import reconcile
 from shared.services import Services, build_services
 from shared.session_index import SessionIndex, StoredSummary
+from shared.session_records import SessionRecord
+from shared.turn_records import ImageInfo, TurnRequest, TurnResult
 
 TARGET_RATIO = 2.0
 WRITERS = 16

@@ -29,7 +29,8 @@ from emulator import EmulatorConfig, start_emulator
 from producer.embedded import run_specs
 from producer.specs import load_specs
 from shared.config import load_settings
-from shared.models import SessionState, SessionStatus
+from shared.models import SessionState
+from shared.status_document import SessionStatus
 
 EDITS = (
     "Change wall color to warm sage green (#8FAF8A). Keep all else exactly.",

@@ -31,10 +31,12 @@ from producer.parallel import parallel_map
 from producer.read_cache import ImmutableReadCache
 from producer.report import write_report
 from shared.errors import UnknownSession
-from shared.models import BatchRecord, SessionStatus, Tier
+from shared.models import Tier
 from shared.services import Services
+from shared.session_records import BatchRecord
 from shared.sessions import SessionRepository, SessionSnapshot
 from shared.status import build_status
+from shared.status_document import SessionStatus
 from shared.waves import WaveRepository
 
 SUMMARY_CSV = "summary.csv"

@@ -13,8 +13,10 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.models import BatchRecord, SessionState, SessionStatus, TurnState, TurnStatus
+from shared.models import SessionState, TurnState
+from shared.session_records import BatchRecord
 from shared.sessions import SessionSnapshot
+from shared.status_document import SessionStatus, TurnStatus
 from shared.waves import WaveRecord
 
 RATE_WINDOW_S = 300.0

@@ -23,8 +23,10 @@ from shared.catalog import ModelProfile, profile_for
 from shared.errors import InvalidSpec
 from shared.history import reanchor
 from shared.images import require_image
-from shared.models import SessionRecord, SessionSpec, TurnRequest, TurnSpec
+from shared.session_records import SessionRecord
+from shared.session_spec import SessionSpec, TurnSpec
 from shared.sessions import SessionSnapshot
+from shared.turn_records import TurnRequest
 
 MEGABYTE = 1024 * 1024
 

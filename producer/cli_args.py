@@ -13,7 +13,9 @@ from pydantic import ValidationError
 
 from producer.context import CliState
 from shared.errors import InvalidSpec
-from shared.models import HistoryPolicy, SessionState, TurnSpec, validate_stored_id
+from shared.ids import validate_stored_id
+from shared.models import SessionState
+from shared.session_spec import HistoryPolicy, TurnSpec
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2

@@ -21,8 +21,9 @@ from producer.listing import open_session_ids, summaries
 from producer.progress import wait_for
 from producer.views import session_view, sessions_table
 from shared.errors import InvalidSpec
-from shared.models import SessionState, SessionStatus
+from shared.models import SessionState
 from shared.services import Services
+from shared.status_document import SessionStatus
 
 
 @click.command()

@@ -25,8 +25,9 @@ from shared.broker import CeleryEnqueuer, make_celery
 from shared.config import Settings
 from shared.coordination import MemoryCoordinator
 from shared.errors import InvalidSpec
-from shared.models import SessionState, SessionStatus, Tier
+from shared.models import SessionState, Tier
 from shared.services import APP_CORE_ATTR, Services, build_services
+from shared.status_document import SessionStatus
 
 WORKER_TASKS_MODULE = "worker.tasks"
 EMBEDDED_BROKER_URL = "memory://"

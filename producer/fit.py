@@ -21,7 +21,7 @@ from shared.catalog import (
     estimated_image_bytes,
 )
 from shared.history import replayed_turns
-from shared.models import HistoryPolicy
+from shared.session_spec import HistoryPolicy
 
 BASE64_NUMERATOR, BASE64_DENOMINATOR = 4, 3
 DEFAULT_IMAGE_SIZE = "1K"  # what the API generates when a call names no imageSize

@@ -7,9 +7,10 @@ wrong state, and InvalidSpec (exit 2, 422) when the input itself cannot be right
 from __future__ import annotations
 
 from shared.errors import InvalidSpec, InvalidState, append_command, continue_elsewhere, redo_turn
-from shared.models import SessionState, SessionStatus, TurnState
+from shared.models import SessionState, TurnState
 from shared.sessions import SessionSnapshot
 from shared.status import turn_state
+from shared.status_document import SessionStatus
 
 
 def committed_prefix(snap: SessionSnapshot) -> int:

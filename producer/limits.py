@@ -23,7 +23,7 @@ from shared.config import (
     DEFAULT_MAX_TURNS,
     Settings,
 )
-from shared.models import SessionSpec, TurnSpec
+from shared.session_spec import SessionSpec, TurnSpec
 
 Loc = tuple[str | int, ...]
 

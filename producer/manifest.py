@@ -9,7 +9,8 @@ from datetime import datetime
 from ulid import ULID
 
 from shared.errors import InvalidSpec
-from shared.models import BatchRecord, validate_session_id
+from shared.ids import validate_session_id
+from shared.session_records import BatchRecord
 from shared.sessions import SessionRepository
 
 BATCH_ID_PREFIX = "b_"

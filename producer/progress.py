@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 from tqdm import tqdm
 
-from shared.models import SessionState, SessionStatus, TurnState
+from shared.models import SessionState, TurnState
+from shared.status_document import SessionStatus
 
 TERMINAL_SESSION_STATES = (SessionState.COMPLETED, SessionState.FAILED, SessionState.CANCELLED)
 FINISHED_TURN_STATES = (TurnState.SUCCEEDED, TurnState.FAILED, TurnState.CANCELLED)

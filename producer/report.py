@@ -15,8 +15,8 @@ from PIL import Image, ImageDraw, ImageFont
 from producer.report_html import render_html
 from shared.catalog import pixel_size
 from shared.images import extension_for, sniff_mime
-from shared.models import SessionStatus, TurnStatus
 from shared.sessions import SessionSnapshot
+from shared.status_document import SessionStatus, TurnStatus
 
 STRIP_HEIGHT_PX = 360
 CAPTION_HEIGHT_PX = 30

@@ -6,8 +6,8 @@ from html import escape
 from typing import Any
 
 from producer import quality_view
-from shared.models import SessionStatus, TurnStatus
 from shared.sessions import SessionSnapshot
+from shared.status_document import SessionStatus, TurnStatus
 from shared.verdicts import AXES
 
 STYLE = """

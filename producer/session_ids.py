@@ -5,8 +5,8 @@ from __future__ import annotations
 from ulid import ULID
 
 from shared.errors import InvalidSpec, SessionExists
+from shared.ids import public_session_id, validate_stored_id
 from shared.keys import session_key
-from shared.models import public_session_id, validate_stored_id
 from shared.sessions import SessionRepository
 
 

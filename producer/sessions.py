@@ -20,11 +20,12 @@ from producer.submission import enqueue, limits_of
 from shared.errors import InvalidSpec
 from shared.events import EventKind, make_event
 from shared.metrics import record_session
-from shared.models import HistoryPolicy, SessionStatus
 from shared.reconcile import reconcile as reconcile_store
 from shared.services import Services, index_of
 from shared.session_index import StoredSummary
+from shared.session_spec import HistoryPolicy
 from shared.status import build_status
+from shared.status_document import SessionStatus
 
 
 def _now() -> datetime:

@@ -23,7 +23,7 @@ from producer.fit import estimate_session_fit
 from producer.limits import DEFAULT_LIMITS, Limits, text_problems, turn_count_problem
 from shared.catalog import DEFAULT_MODEL
 from shared.errors import InvalidSpec
-from shared.models import SessionSpec
+from shared.session_spec import SessionSpec
 
 __all__ = [
     "LoadedSpec",

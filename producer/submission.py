@@ -29,21 +29,15 @@ from producer.tiers import check_tiers
 from shared.broker import dispatch
 from shared.catalog import profile_for
 from shared.errors import EditQueueError, InvalidSpec, StorageUnavailable
+from shared.ids import public_session_id, scoped_session_id
 from shared.images import sniff_mime
 from shared.keys import REQUEST, turn_key
 from shared.metrics import record_session
-from shared.models import (
-    BlobRef,
-    SessionRecord,
-    SessionSpec,
-    Tier,
-    Transport,
-    TurnRequest,
-    TurnSpec,
-    public_session_id,
-    scoped_session_id,
-)
+from shared.models import Tier, Transport
 from shared.services import Services, index_of
+from shared.session_records import SessionRecord
+from shared.session_spec import SessionSpec, TurnSpec
+from shared.turn_records import BlobRef, TurnRequest
 
 
 def _now() -> datetime:

@@ -10,8 +10,8 @@ import unicodedata
 
 from producer.progress import turns_finished
 from producer.report import TIMES, short_prompt
-from shared.models import SessionStatus, TurnStatus
 from shared.session_index import StoredSummary
+from shared.status_document import SessionStatus, TurnStatus
 
 PROMPT_CHARS = 60
 

@@ -18,7 +18,8 @@ from shared.config import Settings
 from shared.coordination import Coordinator, LiveTurn
 from shared.errors import BrokerUnavailable, EditQueueError
 from shared.keys import FLEX_REDIS_PREFIX
-from shared.models import ErrorInfo, TurnState
+from shared.models import TurnState
+from shared.turn_records import ErrorInfo
 
 TASK_RUN_TURN = "editqueue.run_turn"
 QUEUE_TURNS = "editqueue.turns"

@@ -13,7 +13,8 @@ from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict
 
-from shared.models import ErrorInfo, TurnState
+from shared.models import TurnState
+from shared.turn_records import ErrorInfo
 
 
 class LiveTurn(BaseModel):

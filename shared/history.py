@@ -16,7 +16,9 @@ from shared.catalog import (
     ModelProfile,
 )
 from shared.errors import HistoryTooLarge, fork_command, fork_then_append
-from shared.models import HistoryPolicy, ResultPart, SessionRecord, TurnRequest, TurnResult
+from shared.session_records import SessionRecord
+from shared.session_spec import HistoryPolicy
+from shared.turn_records import ResultPart, TurnRequest, TurnResult
 
 Content = dict[str, Any]
 REANCHOR_KEEP_LAST = 2  # what the advice proposes; append then checks the fork's estimate

@@ -13,11 +13,12 @@ from shared.broker import dispatch
 from shared.config import TASK_MARGIN_S, Settings
 from shared.coordination import LiveTurn
 from shared.errors import UnknownSession
-from shared.models import SessionStatus, Tier, TurnState
+from shared.models import Tier, TurnState
 from shared.services import Services, index_of
 from shared.session_index import FINAL_STATES, summary_of
 from shared.sessions import SessionSnapshot
 from shared.status import build_status, current_park, turn_state
+from shared.status_document import SessionStatus
 
 log = logging.getLogger("editqueue.reconcile")
 BUDGET_REASON = "budget"

@@ -20,7 +20,8 @@ from pydantic import BaseModel
 
 from shared.errors import ObjectNotFound
 from shared.keys import INDEX_OPEN, INDEX_SUMMARIES, open_key, summary_id_of, summary_key
-from shared.models import SessionState, SessionStatus, Tier, TurnState
+from shared.models import SessionState, Tier, TurnState
+from shared.status_document import SessionStatus
 from shared.storage import ObjectStore
 
 FINAL_STATES = frozenset({SessionState.COMPLETED, SessionState.FAILED, SessionState.CANCELLED})

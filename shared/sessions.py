@@ -32,19 +32,18 @@ from shared.keys import (
     turn_key,
     turn_object,
 )
-from shared.models import (
+from shared.session_records import BatchRecord, SessionRecord
+from shared.storage import ObjectStore
+from shared.turn_records import (
     AttemptRecord,
-    BatchRecord,
     FailureRecord,
     LostCall,
     ParkRecord,
     ParkTally,
     QualityRecord,
-    SessionRecord,
     TurnRequest,
     TurnResult,
 )
-from shared.storage import ObjectStore
 
 M = TypeVar("M", bound=BaseModel)
 

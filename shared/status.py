@@ -6,16 +6,10 @@ import time
 from datetime import UTC, datetime
 
 from shared.coordination import LiveTurn
-from shared.models import (
-    AttemptRecord,
-    ErrorInfo,
-    ParkRecord,
-    SessionState,
-    SessionStatus,
-    TurnState,
-    TurnStatus,
-)
+from shared.models import SessionState, TurnState
 from shared.sessions import SessionSnapshot
+from shared.status_document import SessionStatus, TurnStatus
+from shared.turn_records import AttemptRecord, ErrorInfo, ParkRecord
 from shared.verdicts import QualityRow, QualityThresholds, assess, named_colour
 
 DEFAULT_THRESHOLDS = QualityThresholds()

@@ -33,7 +33,7 @@ from urllib.parse import urlsplit
 from shared.config import Settings
 from shared.errors import InvalidSpec, WebhookRefused
 from shared.events import Event
-from shared.models import public_session_id
+from shared.ids import public_session_id
 
 TASK_DELIVER_WEBHOOK = "editqueue.deliver_webhook"
 QUEUE_WEBHOOKS = "editqueue.webhooks"

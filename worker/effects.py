@@ -11,9 +11,10 @@ from shared.broker import LANE_STANDARD, dispatch
 from shared.coordination import LiveTurn
 from shared.errors import EditQueueError
 from shared.events import Event, EventKind, make_event
-from shared.models import ErrorInfo, FailureRecord, ParkRecord, TurnState
+from shared.models import TurnState
 from shared.redaction import redact
 from shared.services import Services
+from shared.turn_records import ErrorInfo, FailureRecord, ParkRecord
 
 log = logging.getLogger("editqueue.turn")
 

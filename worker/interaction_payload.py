@@ -16,7 +16,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from shared.history import BlobData, effective_size, replayed_turns
-from shared.models import ResultPart, SessionRecord, TurnRequest, TurnResult
+from shared.session_records import SessionRecord
+from shared.turn_records import ResultPart, TurnRequest, TurnResult
 
 Step = dict[str, Any]
 

@@ -22,11 +22,11 @@ from shared import metrics, tracing
 from shared.broker import LANE_STANDARD
 from shared.errors import EditQueueError
 from shared.history import effective_size
-from shared.models import AttemptRecord, ErrorInfo, TurnResult
 from shared.redaction import redact
 from shared.responses import ApiResponse
 from shared.sessions import SessionRepository, SessionSnapshot
 from shared.status import quality_row
+from shared.turn_records import AttemptRecord, ErrorInfo, TurnResult
 from shared.verdicts import AXES, QualityThresholds
 
 log = logging.getLogger("editqueue.turn")

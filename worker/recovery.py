@@ -15,9 +15,10 @@ from datetime import UTC, datetime
 from shared.broker import LANE_STANDARD, dispatch
 from shared.coordination import LiveTurn
 from shared.keys import turn_lease
-from shared.models import LostCall, TurnState
+from shared.models import TurnState
 from shared.services import Services
 from shared.status import WORKER_LOST, lost_error, turn_state
+from shared.turn_records import LostCall
 from worker.spend import call_price
 
 log = logging.getLogger("editqueue.recovery")

@@ -14,16 +14,10 @@ import numpy as np
 
 from shared.blobcache import BlobCache
 from shared.images import dimensions, sniff_mime
-from shared.models import (
-    BlobRef,
-    ImageInfo,
-    ResultPart,
-    SessionRecord,
-    Tier,
-    TurnRequest,
-    TurnResult,
-)
+from shared.models import Tier
 from shared.responses import ApiResponse, ReturnedPart
+from shared.session_records import SessionRecord
+from shared.turn_records import BlobRef, ImageInfo, ResultPart, TurnRequest, TurnResult
 from worker.geometry import Features
 from worker.quality import Pixels, decode_reduced, image_features, turn_metrics
 

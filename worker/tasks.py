@@ -11,7 +11,7 @@ from typing import Any
 from celery import shared_task
 
 from shared.broker import LANE_FLEX, LANE_STANDARD, TASK_RUN_TURN
-from shared.models import validate_stored_id
+from shared.ids import validate_stored_id
 from worker.turn import TurnRunner, delivery_owner
 from worker.wiring import services_of
 

@@ -12,9 +12,12 @@ from typing import Any
 from shared.broker import LANE_FLEX
 from shared.errors import BadRequest, InteractionGone
 from shared.history import request_payload
-from shared.models import HistoryPolicy, SessionRecord, Transport, TurnResult
+from shared.models import Transport
 from shared.responses import ApiResponse
+from shared.session_records import SessionRecord
+from shared.session_spec import HistoryPolicy
 from shared.sessions import SessionSnapshot
+from shared.turn_records import TurnResult
 from worker.interaction_payload import chain_alive, chained_payload, expires_at, seeded_payload
 
 

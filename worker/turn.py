@@ -26,9 +26,10 @@ from shared.errors import (
 from shared.events import EventKind, make_event
 from shared.history import effective_size
 from shared.keys import turn_lease
-from shared.models import Tier, TurnRequest, TurnResult
+from shared.models import Tier
 from shared.responses import ApiResponse, ReturnedPart
 from shared.sessions import SessionSnapshot
+from shared.turn_records import TurnRequest, TurnResult
 from worker.actions import Attempt, Fail, Park, Requeue, Stop, action_for
 from worker.call import Caller, interactions_of
 from worker.effects import TurnEffects

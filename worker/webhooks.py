@@ -13,8 +13,8 @@ from typing import Any
 from celery import shared_task
 
 from shared.errors import TransientError
+from shared.ids import validate_stored_id
 from shared.metrics import record_webhook
-from shared.models import validate_stored_id
 from shared.webhook_sink import CeleryWebhookQueue
 from shared.webhooks import TASK_DELIVER_WEBHOOK, valid_event_id
 from worker.delivery import WebhookDelivery

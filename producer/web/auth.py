@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from shared.config import Settings
 from shared.errors import InvalidSpec
-from shared.models import SESSION_ID_RE
+from shared.ids import SESSION_ID_RE
 
 MIN_TOKEN_CHARS = 16
 LINK_TTL_S = 24 * 3600

@@ -12,8 +12,9 @@ from producer.web.auth import Tenant, TokenTable
 from producer.web.errors import ApiError
 from producer.web.schemas import STORED_ID_PATTERN
 from shared.errors import UnknownSession
-from shared.models import SessionRecord, public_session_id, scoped_session_id
+from shared.ids import public_session_id, scoped_session_id
 from shared.services import Services
+from shared.session_records import SessionRecord
 
 bearer = HTTPBearer(auto_error=False, description="A token of EDITQUEUE_API_TOKENS")
 

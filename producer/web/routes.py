@@ -43,8 +43,10 @@ from producer.web.uploads import session_images, turn_files
 from producer.web.views import session_view, summary
 from shared.config import Settings
 from shared.errors import SessionExists, WebhookRefused
-from shared.models import SessionState, TurnSpec, scoped_session_id
+from shared.ids import scoped_session_id
+from shared.models import SessionState
 from shared.services import Services
+from shared.session_spec import TurnSpec
 from shared.webhooks import Resolver, allowed_networks, check_destination, signing_key
 
 router = APIRouter(prefix="/v1", tags=["sessions"])

@@ -11,17 +11,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 
-from shared.models import (
-    SESSION_ID_RE,
-    STORED_ID_RE,
-    HistoryPolicy,
-    SessionSpec,
-    SessionState,
-    Tier,
-    Transport,
-    TurnSpec,
-    TurnStatus,
-)
+from shared.ids import SESSION_ID_RE, STORED_ID_RE
+from shared.models import SessionState, Tier, Transport
+from shared.session_spec import HistoryPolicy, SessionSpec, TurnSpec
+from shared.status_document import TurnStatus
 
 SESSION_ID_PATTERN = f"^{SESSION_ID_RE.pattern}$"
 STORED_ID_PATTERN = f"^{STORED_ID_RE.pattern}$"

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from producer.web.schemas import SessionLinks, SessionSummary, SessionView, TurnView
-from shared.models import SessionRecord, SessionStatus
 from shared.session_index import StoredSummary
+from shared.session_records import SessionRecord
+from shared.status_document import SessionStatus
 
 
 def session_view(

@@ -20,8 +20,9 @@ from producer import sessions, submission
 from shared import tracing
 from shared.broker import make_celery
 from shared.config import load_settings
-from shared.models import SessionSpec, SessionState, TurnSpec
+from shared.models import SessionState
 from shared.services import APP_CORE_ATTR, build_services
+from shared.session_spec import SessionSpec, TurnSpec
 from tests.integration.services import wait_until
 
 

@@ -19,8 +19,8 @@ import pytest
 
 from shared.events import EventKind, make_event
 from shared.keys import delivery_key, event_key, outbox_key
-from shared.models import SessionRecord
 from shared.s3 import S3Store
+from shared.session_records import SessionRecord
 from shared.sessions import SessionRepository
 from shared.webhook_sink import OutboxEntry, put_entry
 from tests.integration.services import Stack, wait_until

@@ -16,18 +16,11 @@ from shared.blobcache import BlobCache
 from shared.config import load_settings
 from shared.coordination import MemoryCoordinator
 from shared.images import dimensions, sniff_mime
-from shared.models import (
-    BlobRef,
-    ErrorInfo,
-    FailureRecord,
-    ImageInfo,
-    ResultPart,
-    SessionSpec,
-    TurnResult,
-)
 from shared.services import Services
+from shared.session_spec import SessionSpec
 from shared.sessions import SessionRepository
 from shared.storage import MemoryStore
+from shared.turn_records import BlobRef, ErrorInfo, FailureRecord, ImageInfo, ResultPart, TurnResult
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 

@@ -20,8 +20,8 @@ from producer.cli import main
 from producer.context import CliState
 from shared.catalog import INLINE_REQUEST_LIMIT_BYTES, profile_for
 from shared.errors import BrokerUnavailable, HistoryTooLarge
-from shared.models import BatchRecord
 from shared.services import Services
+from shared.session_records import BatchRecord
 from tests.producer.conftest import RecordingEnqueuer, commit_turn, fail_turn, spec_of
 from tests.producer.test_bad_input_cli import _largest_fitting
 from tests.worker.conftest import NOW, answer, jpeg, make_world

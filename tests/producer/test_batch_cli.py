@@ -14,8 +14,9 @@ from producer.context import CliState
 from producer.specs import LoadedSpec
 from producer.submission import submit_many
 from shared.keys import BATCHES
-from shared.models import BatchRecord, ParkRecord
 from shared.services import Services
+from shared.session_records import BatchRecord
+from shared.turn_records import ParkRecord
 from tests.producer.conftest import NOW, RecordingEnqueuer, commit_turn, fail_turn, spec_of
 
 

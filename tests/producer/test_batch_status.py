@@ -16,7 +16,7 @@ from producer.batch_status import (
     recent_rate,
 )
 from producer.batch_view import batch_view, duration
-from shared.models import BatchRecord
+from shared.session_records import BatchRecord
 from tests.producer.conftest import NOW
 
 START = NOW

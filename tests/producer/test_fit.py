@@ -15,7 +15,7 @@ from producer.fit import (
     largest_fitting_keep_last,
 )
 from shared.catalog import NB2, PRO, ModelProfile, estimated_image_bytes
-from shared.models import HistoryPolicy
+from shared.session_spec import HistoryPolicy
 
 FULL = HistoryPolicy()
 ONE_K = estimated_image_bytes("1:1", "1K") * 4 // 3

@@ -9,8 +9,9 @@ from PIL import Image
 
 from producer import sessions, submission
 from producer.report import STRIP_HEIGHT_PX, TIMES, caption, image_name, short_prompt
-from shared.models import TurnState, TurnStatus
+from shared.models import TurnState
 from shared.services import Services
+from shared.status_document import TurnStatus
 from tests.producer.conftest import commit_turn, fail_turn, jpeg_bytes, png_bytes, spec_of
 
 

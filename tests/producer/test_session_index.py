@@ -11,10 +11,11 @@ from pathlib import Path
 from producer import sessions, submission
 from producer.listing import session_page
 from shared.keys import open_key
-from shared.models import SessionState, TurnSpec
+from shared.models import SessionState
 from shared.reconcile import reconcile
 from shared.services import Services
 from shared.session_index import SessionIndex
+from shared.session_spec import TurnSpec
 from shared.storage import MemoryStore
 from tests.producer.conftest import commit_turn, fail_turn, spec_of
 

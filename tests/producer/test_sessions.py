@@ -18,8 +18,9 @@ from shared.errors import (
     StorageUnavailable,
     UnknownSession,
 )
-from shared.models import SessionSpec, SessionState, Transport, TurnSpec, TurnState
+from shared.models import SessionState, Transport, TurnState
 from shared.services import Services
+from shared.session_spec import SessionSpec, TurnSpec
 from shared.storage import MemoryStore
 from tests.producer.conftest import (
     RecordingEnqueuer,

@@ -14,8 +14,8 @@ from producer.context import CliState
 from shared.errors import InvalidSpec, SessionExists, StorageUnavailable
 from shared.images import require_image
 from shared.keys import SESSIONS
-from shared.models import SessionSpec
 from shared.services import Services
+from shared.session_spec import SessionSpec
 from shared.storage import MemoryStore
 from tests.producer.conftest import fail_turn, jpeg_bytes, png_bytes, png_claiming, spec_of
 

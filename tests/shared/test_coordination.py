@@ -15,8 +15,9 @@ import redis
 from shared.coordination import Coordinator, LiveTurn, MemoryCoordinator
 from shared.errors import StorageUnavailable, TransientError
 from shared.keys import REDIS_PREFIX
-from shared.models import ErrorInfo, TurnState
+from shared.models import TurnState
 from shared.redis_state import RedisCoordinator
+from shared.turn_records import ErrorInfo
 
 QUOTA = ErrorInfo(kind="rate_limited", status=429, message="quota exhausted")
 

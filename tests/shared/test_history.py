@@ -28,15 +28,9 @@ from shared.history import (
     request_payload,
     user_content,
 )
-from shared.models import (
-    BlobRef,
-    HistoryPolicy,
-    ImageInfo,
-    ResultPart,
-    SessionRecord,
-    TurnRequest,
-    TurnResult,
-)
+from shared.session_records import SessionRecord
+from shared.session_spec import HistoryPolicy
+from shared.turn_records import BlobRef, ImageInfo, ResultPart, TurnRequest, TurnResult
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 FULL = HistoryPolicy()

@@ -9,15 +9,8 @@ from datetime import UTC, datetime
 import pytest
 
 from shared.errors import UnknownSession
-from shared.models import (
-    ErrorInfo,
-    FailureRecord,
-    HistoryPolicy,
-    ImageInfo,
-    SessionRecord,
-    TurnRequest,
-    TurnResult,
-)
+from shared.session_records import SessionRecord
+from shared.session_spec import HistoryPolicy
 from shared.sessions import (
     SessionRepository,
     SessionSnapshot,
@@ -26,6 +19,7 @@ from shared.sessions import (
     turn_key,
 )
 from shared.storage import MemoryStore
+from shared.turn_records import ErrorInfo, FailureRecord, ImageInfo, TurnRequest, TurnResult
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 

@@ -7,20 +7,19 @@ from datetime import UTC, datetime
 import pytest
 
 from shared.coordination import LiveTurn
-from shared.models import (
+from shared.models import SessionState, TurnState
+from shared.session_records import SessionRecord
+from shared.sessions import SessionSnapshot
+from shared.status import build_status, session_state, turn_state, turn_status
+from shared.status_document import TurnStatus
+from shared.turn_records import (
     AttemptRecord,
     ErrorInfo,
     FailureRecord,
     ImageInfo,
-    SessionRecord,
-    SessionState,
     TurnRequest,
     TurnResult,
-    TurnState,
-    TurnStatus,
 )
-from shared.sessions import SessionSnapshot
-from shared.status import build_status, session_state, turn_state, turn_status
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 RECORD = SessionRecord(session_id="s1", model="gemini-3.1-flash-image", created_at=NOW)

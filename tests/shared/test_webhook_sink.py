@@ -12,7 +12,7 @@ from shared.broker import CeleryEnqueuer
 from shared.errors import StorageUnavailable
 from shared.events import EventKind, NullSink, make_event
 from shared.keys import delivery_key, event_key
-from shared.models import SessionRecord
+from shared.session_records import SessionRecord
 from shared.sessions import SessionRepository
 from shared.storage import MemoryStore
 from shared.webhook_sink import CeleryWebhookQueue, WebhookSink, webhook_sink_for

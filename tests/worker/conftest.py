@@ -12,11 +12,13 @@ from PIL import Image
 from shared.blobcache import BlobCache
 from shared.config import Settings, load_settings
 from shared.coordination import MemoryCoordinator
-from shared.models import HistoryPolicy, SessionRecord, TurnRequest
 from shared.responses import ApiResponse, ReturnedPart
 from shared.session_index import SessionIndex
+from shared.session_records import SessionRecord
+from shared.session_spec import HistoryPolicy
 from shared.sessions import SessionRepository
 from shared.storage import MemoryStore
+from shared.turn_records import TurnRequest
 from tests.fakes import FakeGeminiClient, Outcome
 from worker.wiring import WorkerServices
 

@@ -11,7 +11,9 @@ import pytest
 
 from emulator import EmulatorConfig, RunningEmulator, start_emulator
 from shared.broker import dispatch
-from shared.models import SessionRecord, Tier, TurnRequest
+from shared.models import Tier
+from shared.session_records import SessionRecord
+from shared.turn_records import TurnRequest
 from shared.waves import WaveRepository
 from tests.worker.conftest import NOW, World, make_world
 from worker.batcher import Batcher

@@ -10,7 +10,9 @@ import pytest
 
 from shared.config import load_settings
 from shared.errors import ServerError, Timeout
-from shared.models import SessionRecord, Tier, TurnRequest
+from shared.models import Tier
+from shared.session_records import SessionRecord
+from shared.turn_records import TurnRequest
 from tests.lanes import LaneEnqueuer
 from tests.worker.conftest import NOW, World, answer, jpeg, make_world
 from worker.timeouts import check_timeouts

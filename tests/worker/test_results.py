@@ -15,8 +15,8 @@ from skimage import data as samples
 from producer import sessions as producer_sessions
 from shared.errors import PermanentError, RateLimited
 from shared.keys import turn_key
-from shared.models import BlobRef, ImageInfo, TurnRequest, TurnResult
 from shared.status import build_status
+from shared.turn_records import BlobRef, ImageInfo, TurnRequest, TurnResult
 from shared.waves import WaveLine
 from tests.worker.conftest import World, answer, jpeg, make_world
 from worker import measuring

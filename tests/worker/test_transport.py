@@ -10,8 +10,9 @@ import pytest
 
 from shared.errors import Blocked, NoImage
 from shared.history import BlobData
-from shared.models import HistoryPolicy, Transport
+from shared.models import Transport
 from shared.responses import check_response
+from shared.session_spec import HistoryPolicy
 from shared.sessions import SessionSnapshot
 from tests.shared.test_history import NOW, blob, record, request, result
 from worker.interaction_payload import expires_at

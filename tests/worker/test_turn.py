@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from shared.errors import AuthError, Blocked, NoImage, RateLimited, ServerError
-from shared.models import HistoryPolicy, TurnState
+from shared.models import TurnState
+from shared.session_spec import HistoryPolicy
 from tests.worker.conftest import KEY, answer, jpeg, make_world
 from worker.turn import Outcome, TurnRunner
 

@@ -10,8 +10,9 @@ from pathlib import Path
 
 from shared.errors import RateLimited, ServerError
 from shared.events import MemorySink
-from shared.models import BatchRecord, TurnState
+from shared.models import TurnState
 from shared.reconcile import reconcile, sweep_parked
+from shared.session_records import BatchRecord
 from shared.status import build_status
 from tests.worker.conftest import NOW, answer, jpeg, make_world
 from worker.actions import QUOTA_TZ, next_quota_reset
