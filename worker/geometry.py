@@ -79,7 +79,7 @@ class Features:
     @classmethod
     def unpacked(cls, table: NDArray[np.void]) -> Features:
         """The features `packed` stored; ValueError when `table` is not such an array."""
-        if table.dtype != _PACKED:
+        if table.dtype != _PACKED or table.ndim != 1:
             raise ValueError(f"not packed ORB features: {table.dtype}")
         return cls(np.ascontiguousarray(table["point"]), np.ascontiguousarray(table["descriptor"]))
 

@@ -18,11 +18,20 @@ from shared.models import Tier
 from shared.responses import ApiResponse, ReturnedPart
 from shared.session_records import SessionRecord
 from shared.turn_records import BlobRef, ImageInfo, ResultPart, TurnRequest, TurnResult
-from worker.geometry import Features
-from worker.quality import Pixels, decode_reduced, image_features, turn_metrics
+from worker.geometry import ORB_FAST_THRESHOLD, ORB_FEATURES, Features
+from worker.quality import (
+    DETAIL_LONG_SIDE_PX,
+    Pixels,
+    decode_reduced,
+    image_features,
+    turn_metrics,
+)
 
-DECODED_SUFFIX = ".pixels.npy"  # beside the blob in its cache: the LRU size cap covers both
-FEATURES_SUFFIX = ".orb.npy"
+# Beside the blob in its cache (the LRU size cap covers them), named for the parameters they
+# were made with, so a deploy that changes one does not reuse the old files.
+DECODED_SUFFIX = f".pixels-{DETAIL_LONG_SIDE_PX}.npy"
+FEATURES_SUFFIX = f".orb-{DETAIL_LONG_SIDE_PX}-{ORB_FEATURES}-{ORB_FAST_THRESHOLD}.npy"
+_UNREADABLE = (OSError, ValueError, EOFError)  # missing, truncated (EOFError: empty), foreign
 log = logging.getLogger("editqueue.results")
 
 
@@ -52,9 +61,9 @@ def image_info(ref: BlobRef, data: bytes) -> ImageInfo:
 
 def decoded(blobs: BlobCache, sha256: str, data: bytes | None = None) -> Pixels:
     """A blob's pixels at the quality table's size, decoded once per machine: kept beside the
-    blob in its cache (`<sha256>.pixels.npy`), so turn n+1 does not decode turn n's image."""
+    blob in its cache (`<sha256>.pixels-512.npy`), so turn n+1 does not decode turn n's image."""
     path = blobs.directory / f"{sha256}{DECODED_SUFFIX}"
-    with suppress(OSError, ValueError):
+    with suppress(*_UNREADABLE):
         return np.asarray(np.load(path, allow_pickle=False), dtype=np.uint8)
     pixels = decode_reduced(data if data is not None else blobs.read(sha256))
     _keep_array(path, pixels)
@@ -63,9 +72,9 @@ def decoded(blobs: BlobCache, sha256: str, data: bytes | None = None) -> Pixels:
 
 def features_of(blobs: BlobCache, sha256: str, pixels: Pixels) -> Features:
     """A blob's ORB features (of its `decoded` pixels), computed once per machine: turn n's are
-    matched again as turn n+1's predecessor (`<sha256>.orb.npy` beside the blob)."""
+    matched again as turn n+1's predecessor (`<sha256>.orb-512-500-8.npy` beside the blob)."""
     path = blobs.directory / f"{sha256}{FEATURES_SUFFIX}"
-    with suppress(OSError, ValueError):
+    with suppress(*_UNREADABLE):
         return Features.unpacked(np.load(path, allow_pickle=False))
     found = image_features(pixels)
     _keep_array(path, found.packed())
@@ -75,9 +84,12 @@ def features_of(blobs: BlobCache, sha256: str, pixels: Pixels) -> Features:
 def _keep_array(path: Path, array: np.ndarray[Any, Any]) -> None:
     with suppress(OSError):  # a full disk costs a recomputation later, nothing else
         fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".npy")
-        with os.fdopen(fd, "wb") as handle:
-            np.save(handle, array, allow_pickle=False)
-        os.replace(temp, path)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                np.save(handle, array, allow_pickle=False)
+            os.replace(temp, path)
+        finally:
+            Path(temp).unlink(missing_ok=True)  # left only when the write failed
 
 
 def quality_metrics(

@@ -34,7 +34,7 @@ def _noise_response(gray: Gray) -> NDArray[np.float32]:
 def _inner(shape: tuple[int, ...], mask: Mask | None) -> NDArray[np.uint8]:
     """The pixels to count as an 8-bit mask: the filters' border pixels are extrapolated."""
     chosen = np.zeros(shape[:2], dtype=np.uint8)
-    chosen[1:-1, 1:-1] = 1 if mask is None else mask[1:-1, 1:-1]
+    chosen[1:-1, 1:-1] = 1 if mask is None else mask[1:-1, 1:-1] != 0
     return chosen
 
 

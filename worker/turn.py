@@ -207,12 +207,14 @@ class TurnRunner:
                 self.obs.throttled(action.countdown_s)
             elif action.outcome == Outcome.RETRY:
                 self.obs.retry_in_s = action.countdown_s
-            effects.requeue(action.attempt, action.countdown_s, shown, action.reason, action.lane)
+            # Before the turn is handed back: the next attempt's listing then shows quality.json,
+            # so it neither measures turn n-1 again nor counts its verdicts a second time.
             self.keep_previous_quality(turn)
+            effects.requeue(action.attempt, action.countdown_s, shown, action.reason, action.lane)
             return Outcome(action.outcome)
         if isinstance(action, Stop):
-            effects.done()
             self.keep_previous_quality(turn, ending=True)
+            effects.done()
             return Outcome.CANCELLED
         revision = turn.revision
         if revision is None and (request := self.services.repo.request(turn.sid, turn.index)):
@@ -223,16 +225,16 @@ class TurnRunner:
         if isinstance(action, Park):
             assert isinstance(exc, EditQueueError)
             self.obs.park_until, self.obs.park_reason = action.due_at, action.reason
+            self.keep_previous_quality(turn)
             effects.park(
                 action.attempt, action.due_at, action.reason, exc, revision, turn.parks + 1
             )
-            self.keep_previous_quality(turn)
             return Outcome.PARKED
         assert isinstance(action, Fail), action
         if not isinstance(exc, EditQueueError):
             log.error("turn %s/%d: a bug; the turn fails", turn.sid, turn.index, exc_info=exc)
-        effects.fail(action.attempt, exc, revision)
         self.keep_previous_quality(turn, ending=True)
+        effects.fail(action.attempt, exc, revision)
         return Outcome.FAILED
 
     def _previous_metrics(self, turn: Turn) -> dict[str, float] | None:

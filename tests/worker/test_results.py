@@ -13,15 +13,22 @@ from PIL import Image
 from skimage import data as samples
 
 from producer import sessions as producer_sessions
-from shared.errors import PermanentError, RateLimited
+from shared.errors import PermanentError, RateLimited, ServerError
 from shared.keys import turn_key
 from shared.status import build_status
 from shared.turn_records import BlobRef, ImageInfo, TurnRequest, TurnResult
 from shared.waves import WaveLine
 from tests.worker.conftest import World, answer, jpeg, make_world
 from worker import measuring
+from worker.effects import TurnEffects
 from worker.quality import decode_reduced, turn_metrics
-from worker.results import decoded, features_of, quality_metrics
+from worker.results import (
+    DECODED_SUFFIX,
+    FEATURES_SUFFIX,
+    decoded,
+    features_of,
+    quality_metrics,
+)
 from worker.turn import Outcome, TurnRunner
 from worker.wave_commit import line_back
 
@@ -107,7 +114,7 @@ def test_a_blobs_quality_pixels_are_decoded_once_per_machine(tmp_path: Path) -> 
     first = decoded(world.services.blobs, sha, data)
     again = decoded(world.services.blobs, sha)  # from the .npy file, not from the image
 
-    assert (world.services.blobs.directory / f"{sha}.pixels.npy").is_file()
+    assert (world.services.blobs.directory / f"{sha}{DECODED_SUFFIX}").is_file()
     assert np.array_equal(first, again) and np.array_equal(first, decode_reduced(data))
 
 
@@ -120,10 +127,11 @@ def test_a_blobs_features_are_found_once_per_machine_and_match_fresh_ones(tmp_pa
     prev, cur = (decoded(blobs, sha, d) for sha, d in zip(shas, data, strict=True))
 
     known = (features_of(blobs, shas[0], prev), features_of(blobs, shas[1], cur))
-    # From `<sha>.orb.npy`: the pixels passed are not looked at again.
+    # From `<sha>.orb-….npy`: the pixels passed are not looked at again.
     again = features_of(blobs, shas[0], np.zeros_like(prev))
 
-    assert (blobs.directory / f"{shas[0]}.orb.npy").is_file() and len(known[0].points) > 100
+    assert (blobs.directory / f"{shas[0]}{FEATURES_SUFFIX}").is_file()
+    assert len(known[0].points) > 100
     assert np.array_equal(again.points, known[0].points)
     assert np.array_equal(again.descriptors, known[0].descriptors)
     prompt = "Zoom in a little. Keep all else exactly."
@@ -176,6 +184,44 @@ def test_a_next_turn_that_fails_keeps_the_deferred_numbers_in_quality_json(tmp_p
     assert world.store.exists(turn_key(sid, 2, "quality.json"))
     assert snap.metrics_of(2) is not None and snap.metrics_of(2)["changed_fraction"] == 1.0
     assert build_status(snap, {}).turns[1].quality is not None
+
+
+@pytest.mark.parametrize("error", [ServerError("503 for this test"), PermanentError("400")])
+def test_the_numbers_are_kept_before_the_turn_is_handed_back_or_ended(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, error: Exception
+) -> None:
+    # A redelivery that listed the session before quality.json existed would measure turn 2
+    # again and count its verdicts a second time (second reader's race, flex fallback).
+    world, sid, runner = _three_turns(tmp_path, error)
+    seen: list[bool] = []
+    for name in ("requeue", "fail"):
+        original = getattr(TurnEffects, name)
+
+        def spy(self: TurnEffects, *args: object, _original: object = original) -> object:
+            seen.append(world.store.exists(turn_key(sid, 2, "quality.json")))
+            return _original(self, *args)  # type: ignore[operator]
+
+        monkeypatch.setattr(TurnEffects, name, spy)
+
+    assert runner.run(sid, 3, attempt=1) in (Outcome.RETRY, Outcome.FAILED)
+
+    assert seen == [True]
+
+
+def test_an_empty_or_foreign_cached_file_is_recomputed_not_fatal(tmp_path: Path) -> None:
+    world = make_world(tmp_path, [])
+    blobs = world.services.blobs
+    data = jpeg((200, 100, 50), size=(640, 360))
+    sha = blobs.put(data)
+    fresh = decoded(blobs, sha, data)
+    for suffix in (DECODED_SUFFIX, FEATURES_SUFFIX):
+        (blobs.directory / f"{sha}{suffix}").write_bytes(b"")  # a crash after the rename
+
+    assert np.array_equal(decoded(blobs, sha), fresh)
+    assert len(features_of(blobs, sha, fresh).points) == len(features_of(blobs, sha, fresh).points)
+    np.save(blobs.directory / f"{sha}{FEATURES_SUFFIX}", np.zeros((2, 2)))  # not features
+    assert features_of(blobs, sha, fresh).descriptors.shape[1] == 32
+    assert not list(blobs.directory.glob(".tmp-*"))
 
 
 def test_a_cancelled_next_turn_keeps_the_deferred_numbers_too(tmp_path: Path) -> None:
