@@ -19,8 +19,8 @@ import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from shared.blobcache import BlobCache
-from shared.sessions import SessionRepository, SessionSnapshot
-from shared.verdicts import QualityThresholds
+from shared.services import Services
+from shared.sessions import SessionSnapshot
 from worker.observe import quality_kept
 from worker.results import quality_metrics
 
@@ -62,20 +62,19 @@ def numbers(
 
 
 def keep(
-    repo: SessionRepository,
-    blobs: BlobCache,
+    services: Services,
     snap: SessionSnapshot,
     index: int,
-    thresholds: QualityThresholds,
     measuring: Future[dict[str, float]] | None = None,
 ) -> None:
     """Store unmeasured turn n's numbers in `turns/n/quality.json`: turn n+1's attempt ends
     without a result to carry them. The attempt that creates the file counts them for the
-    operator (`quality_kept`, judged by the session's `thresholds`); one that finds it there
-    does not."""
-    found = numbers(blobs, snap, index, measuring)
-    if found is not None and repo.put_quality(snap.record.session_id, index, found):
-        quality_kept(snap, index, found, thresholds)
+    operator (`quality_kept`, judged by the operator's thresholds as a commit is); one that
+    finds it there does not."""
+    found = numbers(services.blobs, snap, index, measuring)
+    sid = snap.record.session_id
+    if found is not None and services.repo.put_quality(sid, index, found):
+        quality_kept(snap, index, found, services.settings.quality)
 
 
 def _executor() -> ThreadPoolExecutor:

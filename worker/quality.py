@@ -144,15 +144,13 @@ def _line(x: NDArray[np.float32], y: NDArray[np.float32]) -> tuple[float, float]
     its time); a constant x gives the flat line through y's mean."""
     if x.size == 0:
         return 1.0, 0.0
-    dx, dy = x.astype(np.float64), y.astype(np.float64)
-    dx -= dx.mean()
-    dy -= dy.mean()
+    mx, my = float(x.mean(dtype=np.float64)), float(y.mean(dtype=np.float64))
+    dx, dy = x.astype(np.float64) - mx, y.astype(np.float64) - my
     variance = float((dx * dx).sum())  # not np.dot: BLAS would start a thread pool
-    my = float(y.mean(dtype=np.float64))
     if variance == 0.0:
         return 0.0, my
     slope = float((dx * dy).sum()) / variance
-    return slope, my - slope * float(x.mean(dtype=np.float64))
+    return slope, my - slope * mx
 
 
 def _mean(values: NDArray[Any]) -> float | None:

@@ -253,9 +253,7 @@ class TurnRunner:
             return
         try:
             snap = turn.snap or self.services.repo.snapshot(turn.sid, through=turn.index)
-            services, previous = self.services, turn.index - 1
-            thresholds = services.settings.quality  # the operator's verdicts, as `commit` judges
-            keep(services.repo, services.blobs, snap, previous, thresholds, turn.measuring)
+            keep(self.services, snap, turn.index - 1, turn.measuring)
         except Exception:
             log.warning(
                 "turn %s/%d: quality of turn %d not kept",

@@ -69,8 +69,7 @@ def prepare(services: WorkerServices, sid: str, index: int, attempt: int) -> Pre
         services.coord.drop_batch_due(sid, index)
         if snap.cancelled:
             effects.done()
-            thresholds = services.settings.quality  # turn n will not keep turn n-1's numbers
-            keep_quality(services.repo, services.blobs, snap, index - 1, thresholds)
+            keep_quality(services, snap, index - 1)  # turn n will not keep turn n-1's numbers
         return None
     record, request = snap.record, snap.requests[index]
     profile = profile_for(record.model)

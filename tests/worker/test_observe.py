@@ -186,7 +186,7 @@ def test_a_later_attempt_that_finds_quality_json_does_not_count_again(tmp_path: 
     assert once == expected_counts(world, sid)
     assert runner.run(sid, 3, attempt=2) is Outcome.RETRY  # its listing shows quality.json
     # An attempt that measured from an older listing loses the write-once race: no count.
-    measuring.keep(world.repo, world.services.blobs, stale, 2, world.services.settings.quality)
+    measuring.keep(world.services, stale, 2)
 
     assert world.gemini.calls == 4
     assert counted_since(before) == once
