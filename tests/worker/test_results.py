@@ -21,7 +21,7 @@ from shared.waves import WaveLine
 from tests.worker.conftest import World, answer, jpeg, make_world
 from worker import measuring
 from worker.effects import TurnEffects
-from worker.quality import decode_reduced, turn_metrics
+from worker.quality import decode_reduced, image_features, turn_metrics
 from worker.results import (
     DECODED_SUFFIX,
     FEATURES_SUFFIX,
@@ -218,7 +218,9 @@ def test_an_empty_or_foreign_cached_file_is_recomputed_not_fatal(tmp_path: Path)
         (blobs.directory / f"{sha}{suffix}").write_bytes(b"")  # a crash after the rename
 
     assert np.array_equal(decoded(blobs, sha), fresh)
-    assert len(features_of(blobs, sha, fresh).points) == len(features_of(blobs, sha, fresh).points)
+    assert features_of(blobs, sha, fresh).points.shape == image_features(fresh).points.shape
+    for suffix in (DECODED_SUFFIX, FEATURES_SUFFIX):  # recomputed and written again
+        assert (blobs.directory / f"{sha}{suffix}").stat().st_size > 0
     np.save(blobs.directory / f"{sha}{FEATURES_SUFFIX}", np.zeros((2, 2)))  # not features
     assert features_of(blobs, sha, fresh).descriptors.shape[1] == 32
     assert not list(blobs.directory.glob(".tmp-*"))
