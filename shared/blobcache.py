@@ -21,10 +21,11 @@ import re
 import tempfile
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from shared.errors import StorageUnavailable
 from shared.keys import blob_key
@@ -172,12 +173,16 @@ class BlobCache:
         self.store.put_if_absent(blob_key(sha256), data)
         local = self.directory / sha256
         if not _touch(local):
-            fd, name = tempfile.mkstemp(dir=self.directory, prefix=TEMP_PREFIX)
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-            os.replace(name, local)
+            write_atomically(local, lambda handle: handle.write(data))
             self._evict(keep=local, added=len(data))
         return sha256
+
+    def keep_beside(self, name: str, write: Callable[[BinaryIO], object]) -> None:
+        """Write a file made from a blob (`<sha256>.<what>`, e.g. its decoded pixels) into the
+        cache, counted against the size cap as blobs are. OSError when the disk refuses."""
+        path = self.directory / name
+        write_atomically(path, write)
+        self._evict(keep=path, added=_size(path))
 
     def _evict(self, keep: Path, added: int) -> None:
         if self.max_bytes is None:
@@ -205,6 +210,18 @@ class BlobCache:
             total -= size
             evicted += 1
         self._count(evicted=evicted)
+
+
+def write_atomically(path: Path, write: Callable[[BinaryIO], object]) -> None:
+    """Write `path` whole or not at all: a temp file beside it, renamed over it. A failed write
+    leaves no temp file (eviction skips dot-files, so one would stay, uncounted, for good)."""
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=TEMP_PREFIX)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+        os.replace(name, path)
+    finally:
+        Path(name).unlink(missing_ok=True)  # there only when the write failed
 
 
 def _touch(path: Path) -> bool:
@@ -274,10 +291,7 @@ class ObjectCache:
         if path.exists():
             return tag
         with suppress(OSError):  # a full disk costs a later read, nothing else
-            fd, name = tempfile.mkstemp(dir=self.directory, prefix=TEMP_PREFIX)
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-            os.replace(name, path)
+            write_atomically(path, lambda handle: handle.write(data))
         return tag
 
     def written_once(self, key: str) -> bytes | None:
@@ -290,10 +304,8 @@ class ObjectCache:
         with suppress(OSError):
             name = self.directory / _key_name(self.namespace + key)
             if not name.exists():
-                fd, temp = tempfile.mkstemp(dir=self.directory, prefix=TEMP_PREFIX)
-                with os.fdopen(fd, "wb") as handle:
-                    handle.write(content_tag(data).encode())
-                os.replace(temp, name)
+                tag = content_tag(data).encode()
+                write_atomically(name, lambda handle: handle.write(tag))
 
     def get_file(self, name: str) -> bytes | None:
         """The bytes a key file points at (its content tag), if both are here."""

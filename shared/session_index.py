@@ -84,10 +84,6 @@ class SessionIndex:
         """Every session with an open marker, in id order (one LIST per 1,000)."""
         return [key[len(INDEX_OPEN) :] for key in self.store.list(INDEX_OPEN)]
 
-    def is_open(self, sid: str) -> bool:
-        """True while the session has a marker."""
-        return self.store.exists(open_key(sid))
-
     def summary_ids(self, after: str | None = None) -> Iterator[str]:
         """Ids of every summarised session after `after`, in id order."""
         for key in self.store.list(INDEX_SUMMARIES):

@@ -53,7 +53,7 @@ REDIS_KEY = re.compile(r"^eq[a-z]*:|^(live|beat|lease|idem|budget|rate|webhook|b
 STORE_KEY = re.compile(
     r"^(sessions|batches|blobs|index|waves|outbox)/"  # a top-level prefix of the store
     r"|/(turns|events|open|summaries)/"
-    r"|^/?(session|request|result|failure|parked|parks)\.json$"  # a session's and a turn's objects
+    r"|^/?(session|request|result|failure|parked|parks|quality)\.json$"  # a session's, a turn's
     r"|^/(batch|wave)\.json$"  # (a bare `batch.json` is the CLI's output file, not a key)
     r"|^(turns|attempts)/|^lost-"
 )
@@ -105,5 +105,7 @@ def test_the_key_scan_sees_the_spellings_it_forbids() -> None:
     spelled = _hand_spelled_keys(ROOT / KEYS_MODULE)
     for text in ("'eq:'", "'eqflex:'", "'sessions/'", "'index/open/'", "'waves/open/'"):
         assert any(spot.endswith(text) for spot in spelled), text
-    for text in ("'result.json'", "'/batch.json'", "'lost-'", "'attempts/'", "'outbox/'"):
+    for text in ("'result.json'", "'quality.json'", "'/batch.json'", "'lost-'", "'attempts/'"):
+        assert any(spot.endswith(text) for spot in spelled), text
+    for text in ("'outbox/'",):
         assert any(spot.endswith(text) for spot in spelled), text

@@ -99,7 +99,7 @@ class Caller:
         while True:
             sent += body.content_length
             try:
-                response = self._gated_call(snap.record.model, sid, body, plan)
+                response = self._gated_call(snap.record.model, body, plan)
                 return dataclasses.replace(response, upload_bytes=sent, transport=plan.mode.value)
             except (InteractionGone, BadRequest) as exc:
                 fallback = fallback_plan(snap, index, plan, exc, self.lane)
@@ -109,9 +109,7 @@ class Caller:
                 plan = fallback
                 body, _ = self._fitted(snap, index, plan)
 
-    def _gated_call(
-        self, model: str, sid: str, body: StreamingBody, plan: Plan | None = None
-    ) -> ApiResponse:
+    def _gated_call(self, model: str, body: StreamingBody, plan: Plan) -> ApiResponse:
         # Nothing but the HTTP send may sit between admission and the call: the API counts a
         # call when it arrives, and a store round trip here made arrivals overflow the window.
         # (A cancel is seen in the session's listing read at the start of the attempt.)
@@ -120,7 +118,7 @@ class Caller:
         if wait is not None:
             raise NoToken(f"call gate: wait {wait:.1f}s", wait_s=wait)
         try:
-            if plan is None or not plan.interactions:
+            if not plan.interactions:
                 return self.obs.call(lambda: self.services.gemini.generate(model, body))
             client = interactions_of(self.services)
             chained = plan.mode is Mode.CHAIN

@@ -70,11 +70,14 @@ def keep(
     """Store unmeasured turn n's numbers in `turns/n/quality.json`: turn n+1's attempt ends
     without a result to carry them. The attempt that creates the file counts them for the
     operator (`quality_kept`, judged by the operator's thresholds as a commit is); one that
-    finds it there does not."""
-    found = numbers(services.blobs, snap, index, measuring)
+    finds it there does not. Never raises: the attempt's own outcome is what matters."""
     sid = snap.record.session_id
-    if found is not None and services.repo.put_quality(sid, index, found):
-        quality_kept(snap, index, found, services.settings.quality)
+    try:
+        found = numbers(services.blobs, snap, index, measuring)
+        if found is not None and services.repo.put_quality(sid, index, found):
+            quality_kept(snap, index, found, services.settings.quality)
+    except Exception:
+        log.warning("session %s: quality of turn %d not kept", sid, index, exc_info=True)
 
 
 def _executor() -> ThreadPoolExecutor:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from contextlib import suppress
 from datetime import datetime
 from pathlib import Path
@@ -66,7 +64,7 @@ def decoded(blobs: BlobCache, sha256: str, data: bytes | None = None) -> Pixels:
     with suppress(*_UNREADABLE):
         return np.asarray(np.load(path, allow_pickle=False), dtype=np.uint8)
     pixels = decode_reduced(data if data is not None else blobs.read(sha256))
-    _keep_array(path, pixels)
+    _keep_array(blobs, path, pixels)
     return pixels
 
 
@@ -77,19 +75,13 @@ def features_of(blobs: BlobCache, sha256: str, pixels: Pixels) -> Features:
     with suppress(*_UNREADABLE):
         return Features.unpacked(np.load(path, allow_pickle=False))
     found = image_features(pixels)
-    _keep_array(path, found.packed())
+    _keep_array(blobs, path, found.packed())
     return found
 
 
-def _keep_array(path: Path, array: np.ndarray[Any, Any]) -> None:
+def _keep_array(blobs: BlobCache, path: Path, array: np.ndarray[Any, Any]) -> None:
     with suppress(OSError):  # a full disk costs a recomputation later, nothing else
-        fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".npy")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                np.save(handle, array, allow_pickle=False)
-            os.replace(temp, path)
-        finally:
-            Path(temp).unlink(missing_ok=True)  # left only when the write failed
+        blobs.keep_beside(path.name, lambda handle: np.save(handle, array, allow_pickle=False))
 
 
 def quality_metrics(

@@ -253,15 +253,10 @@ class TurnRunner:
             return
         try:
             snap = turn.snap or self.services.repo.snapshot(turn.sid, through=turn.index)
-            keep(self.services, snap, turn.index - 1, turn.measuring)
-        except Exception:
-            log.warning(
-                "turn %s/%d: quality of turn %d not kept",
-                turn.sid,
-                turn.index,
-                turn.index - 1,
-                exc_info=True,
-            )
+        except Exception:  # an outage: the next attempt (or the sweep's) keeps them
+            log.warning("turn %s/%d: quality not kept", turn.sid, turn.index, exc_info=True)
+            return
+        keep(self.services, snap, turn.index - 1, turn.measuring)
 
     def commit(
         self,

@@ -7,6 +7,7 @@ import os
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -220,3 +221,26 @@ def test_without_a_limit_nothing_is_evicted(tmp_path: Path) -> None:
         cache.path(sha)
     assert len(list(tmp_path.iterdir())) == 5
     assert cache.stats().evictions == 0
+
+
+def test_files_kept_beside_the_blobs_count_against_the_cap(tmp_path: Path) -> None:
+    store = CountingStore()
+    sha = _seed(store, b"a" * 1000)
+    cache = BlobCache(store, tmp_path, max_bytes=100_000)  # a listing per 5,000 bytes added
+    cache.path(sha)
+    assert cache.stats().scans == 1
+    cache.keep_beside(f"{sha}.pixels-512.npy", lambda handle: handle.write(b"p" * 6000))
+    assert (tmp_path / f"{sha}.pixels-512.npy").read_bytes() == b"p" * 6000
+    assert cache.stats().scans == 2  # its 6,000 bytes crossed the twentieth on their own
+
+
+def test_a_write_that_fails_leaves_neither_the_file_nor_a_temp_file(tmp_path: Path) -> None:
+    cache = BlobCache(MemoryStore(), tmp_path)
+
+    def half_then_full_disk(handle: Any) -> None:
+        handle.write(b"half")
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError, match="No space"):
+        cache.keep_beside("x.pixels-512.npy", half_then_full_disk)
+    assert list(tmp_path.iterdir()) == []

@@ -13,7 +13,7 @@ from PIL import Image
 from skimage import data as samples
 
 from producer import sessions as producer_sessions
-from shared.errors import PermanentError, RateLimited, ServerError
+from shared.errors import PermanentError, RateLimited, ServerError, StorageUnavailable
 from shared.keys import turn_key
 from shared.status import build_status
 from shared.turn_records import BlobRef, ImageInfo, TurnRequest, TurnResult
@@ -298,3 +298,19 @@ def test_a_fork_at_a_deferred_turn_brings_its_numbers(tmp_path: Path) -> None:
 
     forked = world.repo.snapshot(new).metrics_of(2)
     assert forked is not None and forked["changed_fraction"] == 1.0
+
+
+def test_keeping_the_numbers_never_fails_the_caller_when_the_store_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # wave_build calls keep directly: a store error there must not escape into the wave.
+    world, sid, _ = _three_turns(tmp_path, answer(jpeg()))
+    snap = world.repo.snapshot(sid, through=3)
+
+    def refuse(*_: object) -> bool:
+        raise StorageUnavailable("S3 down for this test")
+
+    monkeypatch.setattr(world.repo, "put_quality", refuse)
+    measuring.keep(world.services, snap, 2)  # logs, returns
+
+    assert not world.store.exists(turn_key(sid, 2, "quality.json"))
