@@ -45,7 +45,7 @@ def measure(blobs: BlobCache, snap: SessionSnapshot, index: int) -> dict[str, fl
     except KeyError:
         log.warning("turn %s/%d: nothing to measure", snap.record.session_id, index)
         return {}
-    return quality_metrics(blobs, snap.results.get(index - 1), request, None, result.image.blob)
+    return quality_metrics(blobs, snap.results.get(index - 1), request, result.image.blob)
 
 
 def numbers(

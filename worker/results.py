@@ -88,20 +88,16 @@ def quality_metrics(
     blobs: BlobCache,
     previous: TurnResult | None,
     request: TurnRequest,
-    current: bytes | None,
-    current_sha: str | None = None,
+    current_sha: str,
+    data: bytes | None = None,
 ) -> dict[str, float]:
-    """The quality table's numbers against turn n-1's image (turn 1: its own); {} on error."""
+    """The quality table's numbers of the blob `current_sha` (its bytes `data` when at hand)
+    against turn n-1's image (turn 1: its own); {} on error."""
     try:
-        before = decoded(blobs, previous.image.blob) if previous is not None else None
-        if current_sha:
-            now = decoded(blobs, current_sha, current)
-        elif current is not None:
-            now = decode_reduced(current)
-        else:
-            raise ValueError("quality_metrics needs the image's bytes or its blob")
-        known = None
-        if previous is not None and before is not None and current_sha:
+        now = decoded(blobs, current_sha, data)
+        before, known = None, None
+        if previous is not None:
+            before = decoded(blobs, previous.image.blob)
             known = (
                 features_of(blobs, previous.image.blob, before),
                 features_of(blobs, current_sha, now),
@@ -151,7 +147,7 @@ def build_result(
         committed_at=now,
         metrics={}
         if deferred
-        else quality_metrics(blobs, previous, request, chosen.image, main.image.sha256),
+        else quality_metrics(blobs, previous, request, main.image.sha256, chosen.image),
         metrics_deferred=deferred,
         previous_metrics=previous_metrics,
         tier=Tier(tier) if tier else None,

@@ -97,7 +97,8 @@ def test_an_unreadable_previous_image_gives_no_metrics_instead_of_failing(tmp_pa
     )
     request = TurnRequest(index=2, prompt="keep all else", created_at=previous.committed_at)
 
-    assert quality_metrics(world.services.blobs, previous, request, jpeg()) == {}
+    current = world.services.blobs.put(jpeg())
+    assert quality_metrics(world.services.blobs, previous, request, current) == {}
 
 
 def encoded(image: Image.Image) -> bytes:
@@ -161,7 +162,7 @@ def test_a_deferred_transition_gets_the_numbers_it_would_have_got_inline(tmp_pat
     second = snap.results[2]
     assert second.metrics_deferred and second.metrics == {}
     inline = quality_metrics(
-        world.services.blobs, snap.results[1], snap.requests[2], None, second.image.blob
+        world.services.blobs, snap.results[1], snap.requests[2], second.image.blob
     )
 
     assert runner.run(sid, 3, attempt=1) is Outcome.COMMITTED
