@@ -177,6 +177,13 @@ class BlobCache:
             self._evict(keep=local, added=len(data))
         return sha256
 
+    def beside(self, name: str) -> Path:
+        """The path of a file kept beside the blobs (`keep_beside`), marked as just used when it
+        is there, so eviction takes it by its last use, as it takes a blob."""
+        path = self.directory / name
+        _touch(path)
+        return path
+
     def keep_beside(self, name: str, write: Callable[[BinaryIO], object]) -> None:
         """Write a file made from a blob (`<sha256>.<what>`, e.g. its decoded pixels) into the
         cache, counted against the size cap as blobs are. OSError when the disk refuses."""

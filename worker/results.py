@@ -60,7 +60,7 @@ def image_info(ref: BlobRef, data: bytes) -> ImageInfo:
 def decoded(blobs: BlobCache, sha256: str, data: bytes | None = None) -> Pixels:
     """A blob's pixels at the quality table's size, decoded once per machine: kept beside the
     blob in its cache (`<sha256>.pixels-512.npy`), so turn n+1 does not decode turn n's image."""
-    path = blobs.directory / f"{sha256}{DECODED_SUFFIX}"
+    path = blobs.beside(f"{sha256}{DECODED_SUFFIX}")
     with suppress(*_UNREADABLE):
         return np.asarray(np.load(path, allow_pickle=False), dtype=np.uint8)
     pixels = decode_reduced(data if data is not None else blobs.read(sha256))
@@ -71,7 +71,7 @@ def decoded(blobs: BlobCache, sha256: str, data: bytes | None = None) -> Pixels:
 def features_of(blobs: BlobCache, sha256: str, pixels: Pixels) -> Features:
     """A blob's ORB features (of its `decoded` pixels), computed once per machine: turn n's are
     matched again as turn n+1's predecessor (`<sha256>.orb-512-500-8.npy` beside the blob)."""
-    path = blobs.directory / f"{sha256}{FEATURES_SUFFIX}"
+    path = blobs.beside(f"{sha256}{FEATURES_SUFFIX}")
     with suppress(*_UNREADABLE):
         return Features.unpacked(np.load(path, allow_pickle=False))
     found = image_features(pixels)

@@ -244,3 +244,20 @@ def test_a_write_that_fails_leaves_neither_the_file_nor_a_temp_file(tmp_path: Pa
     with pytest.raises(OSError, match="No space"):
         cache.keep_beside("x.pixels-512.npy", half_then_full_disk)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_file_kept_beside_the_blobs_is_evicted_by_its_last_use_not_its_writing(
+    tmp_path: Path,
+) -> None:
+    store = CountingStore()
+    cache = BlobCache(store, tmp_path, max_bytes=2500)
+    for age, name in enumerate(("a.pixels-512.npy", "b.pixels-512.npy")):
+        cache.keep_beside(name, lambda handle: handle.write(b"p" * 1000))
+        os.utime(tmp_path / name, (1_000_000 + age, 1_000_000 + age))  # a is the older write
+    assert cache.beside("a.pixels-512.npy").read_bytes() == b"p" * 1000  # a use refreshes a
+    cache.path(_seed(store, b"c" * 1000))  # 3000 bytes > 2500: one file must go
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.endswith(".npy")) == [
+        "a.pixels-512.npy"
+    ]
+    assert cache.beside("gone.npy") == tmp_path / "gone.npy"  # no file: nothing made
+    assert not (tmp_path / "gone.npy").exists()

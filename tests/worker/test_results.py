@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import random
 from datetime import UTC, datetime
 from pathlib import Path
@@ -117,6 +118,22 @@ def test_a_blobs_quality_pixels_are_decoded_once_per_machine(tmp_path: Path) -> 
 
     assert (world.services.blobs.directory / f"{sha}{DECODED_SUFFIX}").is_file()
     assert np.array_equal(first, again) and np.array_equal(first, decode_reduced(data))
+
+
+def test_reading_cached_pixels_or_features_marks_them_used_for_eviction(tmp_path: Path) -> None:
+    world = make_world(tmp_path, [])
+    blobs = world.services.blobs
+    data = jpeg((200, 100, 50), size=(640, 360))
+    sha = blobs.put(data)
+    pixels = decoded(blobs, sha, data)
+    features_of(blobs, sha, pixels)
+    files = [blobs.directory / f"{sha}{suffix}" for suffix in (DECODED_SUFFIX, FEATURES_SUFFIX)]
+    for path in files:
+        os.utime(path, (1_000_000, 1_000_000))  # written long ago
+
+    features_of(blobs, sha, decoded(blobs, sha))  # both read from the cache
+
+    assert all(path.stat().st_mtime > 1_000_000 for path in files)
 
 
 def test_a_blobs_features_are_found_once_per_machine_and_match_fresh_ones(tmp_path: Path) -> None:
