@@ -73,6 +73,13 @@ def services(tmp_path: Path, enqueuer: RecordingEnqueuer) -> Services:
     return make_services(tmp_path, enqueuer)
 
 
+def store_of(services: Services) -> MemoryStore:
+    """The in-memory store behind `services`."""
+    store = services.repo.store
+    assert isinstance(store, MemoryStore)
+    return store
+
+
 def spec_of(*prompts: str, **fields: object) -> SessionSpec:
     return SessionSpec.model_validate({"turns": [{"prompt": p} for p in prompts], **fields})
 
