@@ -153,6 +153,12 @@ def blob_key(sha256_hex: str) -> str:
     return BLOB_PREFIX + sha256_hex
 
 
+def blob_sha256_of(key: str) -> str | None:
+    """The hex SHA-256 that a blob's key names; None for any other key."""
+    name = key[len(BLOB_PREFIX) :] if key.startswith(BLOB_PREFIX) else ""
+    return name if _HEX.fullmatch(name) else None
+
+
 def open_key(sid: str) -> str:
     """The marker of a session that may still have work to do."""
     return f"{INDEX_OPEN}{sid}"

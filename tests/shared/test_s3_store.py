@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import http.server
 import os
@@ -390,3 +391,31 @@ def test_conditional_put_over_real_http_against_moto_server(aws_env: None, tmp_p
         assert s3.get("sessions/s/turns/0002/request.json") == b"w%d" % winners[0]
     finally:
         server.stop()
+
+
+def test_every_put_names_its_bodys_sha256_and_botocore_hashes_no_body(store: S3Store) -> None:
+    sent: list[dict[str, str]] = []
+
+    def keep(request: Any, **_: Any) -> None:
+        sent.append({name.lower(): _text(value) for name, value in request.headers.items()})
+
+    store.client.meta.events.register("before-send.s3.PutObject", keep)
+    image = os.urandom(300_000)
+    sha = hashlib.sha256(image).hexdigest()
+    store.put_if_absent(f"blobs/sha256/{sha}", image)
+    store.put("sessions/s/session.json", b'{"a": 1}')
+    # Bytes that are not what the blob key names: the header carries the key's digest, so a
+    # store that checks it (S3, MinIO, R2) refuses them; moto does not check.
+    store.put_if_absent(f"blobs/sha256/{'0' * 64}", b"not zeros")
+
+    assert [request["x-amz-checksum-sha256"] for request in sent] == [
+        base64.b64encode(bytes.fromhex(sha)).decode(),
+        base64.b64encode(hashlib.sha256(b'{"a": 1}').digest()).decode(),
+        base64.b64encode(bytes(32)).decode(),
+    ]
+    assert {request["x-amz-content-sha256"] for request in sent} == {"UNSIGNED-PAYLOAD"}
+    assert store.get(f"blobs/sha256/{sha}") == image
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode() if isinstance(value, bytes) else value
