@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -18,8 +19,9 @@ from shared.errors import (
     UnknownSession,
 )
 from shared.models import Transport
-from shared.services import Services
+from shared.services import Services, index_of
 from shared.session_spec import SessionSpec, TurnSpec
+from shared.storage import MemoryStore
 from tests.producer.conftest import (
     RecordingEnqueuer,
     commit_turn,
@@ -125,7 +127,16 @@ def test_a_taken_client_session_id_is_refused(services: Services, tmp_path: Path
     submission.submit_session(services, spec_of("a", session_id="taken"), base_dir=tmp_path)
 
     with pytest.raises(InvalidSpec, match="session id taken already exists"):
-        submission.submit_session(services, spec_of("b", session_id="taken"), base_dir=tmp_path)
+        submission.submit_session(
+            services, spec_of("b", "c", "d", session_id="taken"), base_dir=tmp_path
+        )
+
+    # The other session is untouched: no later turn was written into it, its marker stays.
+    assert sorted(store_of(services).list("sessions/taken/")) == [
+        "sessions/taken/session.json",
+        "sessions/taken/turns/0001/request.json",
+    ]
+    assert index_of(services).open_ids() == ["taken"]
 
 
 def test_append_to_a_session_whose_last_turn_is_committed_enqueues_the_new_turn(
@@ -210,3 +221,50 @@ def test_a_broker_failure_after_writing_says_the_turn_is_stored_and_how_to_resum
 
     assert "kept turn 1 is stored but not queued" in str(caught.value)
     assert services.repo.request("kept", 1) is not None
+
+
+class SlowFirstTurnStore(MemoryStore):
+    """Records when each write starts and ends; turn 1's request takes a while."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.events: list[tuple[str, str]] = []
+        self._lock = threading.Lock()
+
+    def _note(self, what: str, key: str) -> None:
+        with self._lock:
+            self.events.append((what, key))
+
+    def put_if_absent(self, key: str, data: bytes) -> bool:
+        self._note("start", key)
+        if key.endswith("turns/0001/request.json"):
+            time.sleep(0.05)
+        try:
+            return super().put_if_absent(key, data)
+        finally:
+            self._note("end", key)
+
+    def put(self, key: str, data: bytes) -> None:
+        self._note("start", key)
+        super().put(key, data)
+        self._note("end", key)
+
+
+def test_turn_one_claims_the_id_before_any_other_write_and_session_json_comes_last(
+    services: Services, tmp_path: Path
+) -> None:
+    store = SlowFirstTurnStore()
+    slow = dataclasses.replace(services, repo=type(services.repo)(store))
+
+    submission.submit_session(slow, spec_of("a", "b", "c", session_id="s"), base_dir=tmp_path)
+
+    first = "sessions/s/turns/0001/request.json"
+    assert store.events[:2] == [("start", first), ("end", first)]
+    last = "sessions/s/session.json"
+    assert store.events[-2:] == [("start", last), ("end", last)]
+    middle = {key for _, key in store.events[2:-2]}
+    assert middle == {
+        "sessions/s/turns/0002/request.json",
+        "sessions/s/turns/0003/request.json",
+        "index/open/s",
+    }

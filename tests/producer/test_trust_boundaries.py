@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import threading
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from producer.cli import main
 from producer.context import CliState
 from shared.errors import InvalidSpec, SessionExists, StorageUnavailable
 from shared.images import require_image
-from shared.keys import SESSIONS
+from shared.keys import INDEX_OPEN, SESSIONS
 from shared.services import Services
 from shared.session_spec import SessionSpec
 from shared.storage import MemoryStore
@@ -26,10 +27,13 @@ class FailingStore(MemoryStore):
     def __init__(self, fail_at: int) -> None:
         super().__init__()
         self.writes, self.fail_at = 0, fail_at
+        self._count = threading.Lock()  # a session's later turns are written at once
 
     def put_if_absent(self, key: str, data: bytes) -> bool:
-        self.writes += 1
-        if self.writes == self.fail_at:
+        with self._count:
+            self.writes += 1
+            fail = self.writes == self.fail_at
+        if fail:
             raise StorageUnavailable(f"cannot write {key}")
         return super().put_if_absent(key, data)
 
@@ -38,17 +42,20 @@ def with_settings(services: Services, **settings: object) -> Services:
     return dataclasses.replace(services, settings=services.settings.model_copy(update=settings))
 
 
-@pytest.mark.parametrize("fail_at", [1, 2, 3])
+@pytest.mark.parametrize("fail_at", [1, 2, 3, 4, 5])
 def test_a_submit_that_fails_midway_leaves_no_session_at_all(
     services: Services, tmp_path: Path, fail_at: int
 ) -> None:
-    store = FailingStore(fail_at)
+    store = FailingStore(fail_at)  # writes: turn 1, then turns 2-4 at once, then session.json
     broken = dataclasses.replace(services, repo=type(services.repo)(store))
 
     with pytest.raises(StorageUnavailable):
-        submission.submit_session(broken, spec_of("a", "b", session_id="half"), base_dir=tmp_path)
+        submission.submit_session(
+            broken, spec_of("a", "b", "c", "d", session_id="half"), base_dir=tmp_path
+        )
 
     assert [k for k in store.list(SESSIONS)] == []
+    assert [k for k in store.list(INDEX_OPEN)] == []
     assert list(broken.repo.session_ids()) == []
 
 
