@@ -7,9 +7,9 @@ Validation always comes before the first write.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from contextlib import suppress
 from datetime import UTC, datetime
-from functools import partial
 from pathlib import Path
 
 from producer.checks import (
@@ -40,12 +40,13 @@ from shared.session_records import SessionRecord
 from shared.session_spec import SessionSpec, TurnSpec
 from shared.turn_records import BlobRef, TurnRequest
 
-# Sessions written at once, each writing its later turns in parallel (so ~5 x 8 requests are in
-# flight: the S3 client's pool). Few sessions at a time finish in order, and each is queued as
-# soon as it is whole: with 32 at once, a store on the workers' own cores (moto; MinIO in
-# docker-compose) finished them all together ~0.6 s in, and the batch's makespan was 1.18 x
-# the peer's against 1.13 x with 8 (bench/makespan.py, same sitting).
+# Sessions written at once, each writing its turns 2..n LATER_TURNS_AT_ONCE at a time: at most
+# 32 requests in flight, the S3 client's pool. Few sessions at a time finish in order, and each
+# is queued as soon as it is whole: with 32 at once, a store on the workers' own cores (moto;
+# MinIO in docker-compose) finished them all together ~0.6 s in, and the batch's makespan was
+# 1.18 x the peer's against 1.11-1.14 x with 8 (bench/makespan.py, same sitting).
 SESSIONS_IN_FLIGHT = 8
+LATER_TURNS_AT_ONCE = 4
 
 
 def _now() -> datetime:
@@ -192,27 +193,42 @@ def _write_session(
         )
     ]
     written: list[int] = []
+    try:
+        _write_requests(services, sid, requests, written)
+        index_of(services).mark_open(sid)  # before session.json: the sweep never misses it
+        if not services.repo.create_session(record):
+            raise taken(sid)
+    except BaseException:
+        _undo(services, sid, written)
+        raise
+
+
+def _write_requests(
+    services: Services, sid: str, requests: list[TurnRequest], written: list[int]
+) -> None:
+    """Turn 1 first and alone (its create-if-absent is the id's claim), then the later turns
+    LATER_TURNS_AT_ONCE at a time; `written` gets each index written. A failure lets the
+    writes already running finish, so `written` is complete when it is raised."""
 
     def claim(request: TurnRequest) -> None:
         if not services.repo.add_request(sid, request):
             raise taken(sid)
         written.append(request.index)
 
-    try:
-        claim(requests[0])  # first and alone: it is the id's claim
-        # The later turns and the sweep's marker at once (before session.json: the sweep never
-        # misses it); a failure lets the running writes finish, so `written` is complete.
-        later: list[Callable[[], None]] = [partial(claim, request) for request in requests[1:]]
-        later.append(partial(index_of(services).mark_open, sid))
-        parallel_map(lambda write: write(), later, threads=len(later))
-        if not services.repo.create_session(record):
-            raise taken(sid)
-    except BaseException:
-        for index in written:
+    claim(requests[0])
+    parallel_map(claim, requests[1:], threads=LATER_TURNS_AT_ONCE)
+
+
+def _undo(services: Services, sid: str, written: list[int]) -> None:
+    """Remove what a failed submit wrote. Every delete is tried (an outage that refuses one
+    leaves the others to be tried too), and nothing is removed when turn 1 was not ours."""
+    if not written:
+        return
+    for index in written:
+        with suppress(EditQueueError):
             services.repo.store.delete(turn_key(sid, index, REQUEST))
-        if written:
-            index_of(services).unmark(sid)
-        raise
+    with suppress(EditQueueError):
+        index_of(services).unmark(sid)
 
 
 def _budget(services: Services, given: float | None, tenant: str | None) -> float | None:

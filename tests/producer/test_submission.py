@@ -19,6 +19,7 @@ from shared.errors import (
     UnknownSession,
 )
 from shared.models import Transport
+from shared.s3 import MAX_POOL_CONNECTIONS
 from shared.services import Services, index_of
 from shared.session_spec import SessionSpec, TurnSpec
 from shared.storage import MemoryStore
@@ -268,3 +269,36 @@ def test_turn_one_claims_the_id_before_any_other_write_and_session_json_comes_la
         "sessions/s/turns/0003/request.json",
         "index/open/s",
     }
+    assert store.events[-4:-2] == [("start", "index/open/s"), ("end", "index/open/s")]
+
+
+class PeakStore(MemoryStore):
+    """Counts the writes in flight at once (each takes 5 ms)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.now = self.peak = 0
+        self._lock = threading.Lock()
+
+    def put_if_absent(self, key: str, data: bytes) -> bool:
+        with self._lock:
+            self.now += 1
+            self.peak = max(self.peak, self.now)
+        time.sleep(0.005)
+        try:
+            return super().put_if_absent(key, data)
+        finally:
+            with self._lock:
+                self.now -= 1
+
+
+def test_a_batch_of_long_sessions_keeps_its_writes_within_the_clients_pool(
+    services: Services, tmp_path: Path
+) -> None:
+    store = PeakStore()
+    busy = dataclasses.replace(services, repo=type(services.repo)(store))
+    long = spec_of(*[f"edit {n}" for n in range(40)])
+
+    submission.submit_many(busy, [LoadedSpec(long, tmp_path, f"s{n}") for n in range(10)])
+
+    assert 8 < store.peak <= MAX_POOL_CONNECTIONS

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -56,6 +57,34 @@ def test_a_submit_that_fails_midway_leaves_no_session_at_all(
 
     assert [k for k in store.list(SESSIONS)] == []
     assert [k for k in store.list(INDEX_OPEN)] == []
+    assert list(broken.repo.session_ids()) == []
+
+
+class OutageStore(MemoryStore):
+    """Refuses turn 3's request and every delete: an outage in the middle of a submit."""
+
+    def put_if_absent(self, key: str, data: bytes) -> bool:
+        if key.endswith("turns/0003/request.json"):
+            time.sleep(0.02)  # the other writes land first
+            raise StorageUnavailable(f"cannot write {key}")
+        return super().put_if_absent(key, data)
+
+    def delete(self, key: str) -> None:
+        raise StorageUnavailable(f"cannot delete {key}")
+
+
+def test_an_outage_midway_leaves_no_open_marker_for_the_sweep_to_read_forever(
+    services: Services, tmp_path: Path
+) -> None:
+    store = OutageStore()
+    broken = dataclasses.replace(services, repo=type(services.repo)(store))
+
+    with pytest.raises(StorageUnavailable, match="turns/0003"):
+        submission.submit_session(
+            broken, spec_of("a", "b", "c", "d", session_id="half"), base_dir=tmp_path
+        )
+
+    assert [k for k in store.list(INDEX_OPEN)] == []  # written only once every turn was
     assert list(broken.repo.session_ids()) == []
 
 
