@@ -79,20 +79,24 @@ class Sweeper(threading.Thread):
         # found within a third of the lease after it lapsed.
         tick = min(interval, services.settings.lease_ttl_s / BEATS_PER_TTL)
         batcher = Batcher(services, services.batch_api) if services.batch_api else None
-        next_sweep = time.monotonic() + interval
-        while not self.stopping.wait(tick):
+        # The first sweep at once: a Redis that lost its memory is reconciled as the worker
+        # starts, not an interval later (in the middle of the first batch); the full pass then
+        # runs every reconcile interval, fleet-wide (sweep_once).
+        next_sweep = time.monotonic()
+        while True:
             try:
                 recovered = recover_lost(services, self.owner, time.time())
                 if recovered:
                     log.info("sweep: %d turn(s) of stopped workers queued again", recovered)
-                if time.monotonic() < next_sweep:
-                    continue
-                next_sweep = time.monotonic() + interval
-                parked, reconciled = sweep_once(services, self.owner, time.time(), batcher)
-                if parked or reconciled:
-                    log.info("sweep: %d parked turn(s) due, %d reconciled", parked, reconciled)
+                if time.monotonic() >= next_sweep:
+                    next_sweep = time.monotonic() + interval
+                    parked, reconciled = sweep_once(services, self.owner, time.time(), batcher)
+                    if parked or reconciled:
+                        log.info("sweep: %d parked turn(s) due, %d reconciled", parked, reconciled)
             except Exception:  # the sweep must outlive a Redis or S3 outage
                 log.exception("sweep failed; next try in %.0fs", tick)
+            if self.stopping.wait(tick):
+                return
 
     def stop(self) -> None:
         """Ask the thread to finish after its current pass."""

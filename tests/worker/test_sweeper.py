@@ -9,7 +9,7 @@ from pathlib import Path
 from shared.coordination import MemoryCoordinator
 from shared.errors import RateLimited
 from tests.worker.conftest import make_world
-from worker.sweeper import sweep_once
+from worker.sweeper import Sweeper, sweep_once
 from worker.turn import TurnRunner
 
 
@@ -79,3 +79,21 @@ def test_reconcile_resends_a_turn_whose_running_entry_outlived_the_visibility_ti
     assert reconcile(world.services, now) == 1
     world.coord.set_live(sid, 1, LiveTurn(state=TurnState.RUNNING, attempts=1, updated_at=now))
     assert reconcile(world.services, now) == 0  # a live running delivery is left alone
+
+
+def test_a_starting_worker_sweeps_at_once_not_an_interval_later(tmp_path: Path) -> None:
+    world = make_world(tmp_path, [])
+    sid = world.session(["a"])  # in the store, not queued: as after Redis lost its memory
+    sweeper = Sweeper(lambda: world.services, interval_s=3600)
+
+    sweeper.start()
+    try:
+        deadline = time.monotonic() + 3
+        while not world.enqueuer.calls and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        sweeper.stop()
+        sweeper.join(timeout=10)
+
+    assert world.enqueuer.calls == [(sid, 1, 1, 0)]
+    assert not sweeper.is_alive()
