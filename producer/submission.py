@@ -220,15 +220,27 @@ def _write_requests(
 
 
 def _undo(services: Services, sid: str, written: list[int]) -> None:
-    """Remove what a failed submit wrote. Every delete is tried (an outage that refuses one
-    leaves the others to be tried too), and nothing is removed when turn 1 was not ours."""
+    """Remove what a failed submit wrote: turns 2..n (every delete tried, an outage refusing one
+    leaves the others to be tried), the open marker, and turn 1 last, only when all the rest is
+    gone: turn 1 is the id's claim, so an id is free again only once nothing of this submit is
+    left for a retry with that id to inherit. Nothing is removed when turn 1 was not ours."""
     if not written:
         return
-    for index in written:
-        with suppress(EditQueueError):
+    cleared = True
+    for index in sorted(written, reverse=True):
+        if index == 1:
+            continue
+        try:
             services.repo.store.delete(turn_key(sid, index, REQUEST))
-    with suppress(EditQueueError):
+        except (EditQueueError, OSError):
+            cleared = False
+    try:
         index_of(services).unmark(sid)
+    except (EditQueueError, OSError):
+        cleared = False
+    if cleared and 1 in written:
+        with suppress(EditQueueError, OSError):
+            services.repo.store.delete(turn_key(sid, 1, REQUEST))
 
 
 def _budget(services: Services, given: float | None, tenant: str | None) -> float | None:

@@ -83,7 +83,7 @@ class Sweeper(threading.Thread):
         # starts, not an interval later (in the middle of the first batch); the full pass then
         # runs every reconcile interval, fleet-wide (sweep_once).
         next_sweep = time.monotonic()
-        while True:
+        while not self.stopping.is_set():
             try:
                 recovered = recover_lost(services, self.owner, time.time())
                 if recovered:
@@ -95,8 +95,7 @@ class Sweeper(threading.Thread):
                         log.info("sweep: %d parked turn(s) due, %d reconciled", parked, reconciled)
             except Exception:  # the sweep must outlive a Redis or S3 outage
                 log.exception("sweep failed; next try in %.0fs", tick)
-            if self.stopping.wait(tick):
-                return
+            self.stopping.wait(tick)
 
     def stop(self) -> None:
         """Ask the thread to finish after its current pass."""

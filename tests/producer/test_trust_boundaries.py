@@ -88,6 +88,37 @@ def test_an_outage_midway_leaves_no_open_marker_for_the_sweep_to_read_forever(
     assert list(broken.repo.session_ids()) == []
 
 
+class RefusesLaterDeletes(MemoryStore):
+    """Refuses turn 3's request, and any delete but turn 1's: an outage during the clean-up."""
+
+    def put_if_absent(self, key: str, data: bytes) -> bool:
+        if key.endswith("turns/0003/request.json"):
+            time.sleep(0.02)
+            raise StorageUnavailable(f"cannot write {key}")
+        return super().put_if_absent(key, data)
+
+    def delete(self, key: str) -> None:
+        if not key.endswith("turns/0001/request.json"):
+            raise StorageUnavailable(f"cannot delete {key}")
+        super().delete(key)
+
+
+def test_a_clean_up_that_cannot_finish_keeps_the_id_claimed_so_no_retry_inherits_its_turns(
+    services: Services, tmp_path: Path
+) -> None:
+    store = RefusesLaterDeletes()
+    broken = dataclasses.replace(services, repo=type(services.repo)(store))
+    with pytest.raises(StorageUnavailable, match="turns/0003"):
+        submission.submit_session(
+            broken, spec_of("a", "b", "c", session_id="half"), base_dir=tmp_path
+        )
+
+    with pytest.raises(InvalidSpec, match="already exists"):  # not a session with turn 2 "b"
+        submission.submit_session(broken, spec_of("only", session_id="half"), base_dir=tmp_path)
+    assert store.get("sessions/half/turns/0001/request.json")  # the claim stays
+    assert list(broken.repo.session_ids()) == []
+
+
 def test_a_lone_surrogate_is_refused_before_anything_is_written(
     services: Services, tmp_path: Path
 ) -> None:

@@ -97,3 +97,16 @@ def test_a_starting_worker_sweeps_at_once_not_an_interval_later(tmp_path: Path) 
 
     assert world.enqueuer.calls == [(sid, 1, 1, 0)]
     assert not sweeper.is_alive()
+
+
+def test_a_sweeper_stopped_before_it_starts_does_nothing(tmp_path: Path) -> None:
+    world = make_world(tmp_path, [])
+    world.session(["a"])
+    sweeper = Sweeper(lambda: world.services, interval_s=3600)
+
+    sweeper.stop()
+    sweeper.start()
+    sweeper.join(timeout=10)
+
+    assert world.enqueuer.calls == []
+    assert not sweeper.is_alive()
