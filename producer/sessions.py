@@ -101,7 +101,8 @@ def fork(
         check_budget(budget_usd, "--budget-usd")
         update["budget_usd"] = budget_usd
     for index in range(1, at + 1):  # session.json last: the fork exists only when complete
-        repo.add_request(new_sid, snap.requests[index])
+        if not repo.add_request(new_sid, snap.requests[index]):
+            raise taken(new_sid)  # turn 1 is the id's claim: a submit with this id is under way
         repo.commit_result(new_sid, snap.results[index])
     # Turn `at` may have left its numbers to a turn the fork does not copy (still being measured:
     # the fork's own next turn measures it)

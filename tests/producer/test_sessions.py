@@ -13,6 +13,7 @@ from shared.coordination import MemoryCoordinator
 from shared.errors import (
     InvalidSpec,
     InvalidState,
+    SessionExists,
     UnknownSession,
 )
 from shared.models import SessionState, TurnState
@@ -102,6 +103,23 @@ def test_fork_copies_turns_one_to_at_and_shares_their_blobs(
     assert [snap.results[n] for n in (1, 2)] == results[:2]
     assert [k for k in store_of(services).objects if k.startswith("blobs/")] == blobs_before
     assert sessions.session_status(services, new_sid).state is SessionState.COMPLETED
+
+
+def test_fork_to_an_id_a_submit_is_still_writing_is_refused_and_writes_into_it_nothing(
+    services: Services, tmp_path: Path
+) -> None:
+    sid = submission.submit_session(services, spec_of("a", "b"), base_dir=tmp_path)
+    commit_turn(services, sid, 1)
+    under_way = services.repo.snapshot(sid).requests[1].model_copy(update={"prompt": "theirs"})
+    services.repo.add_request("branch", under_way)  # a submit's claim; no session.json yet
+
+    with pytest.raises(SessionExists, match="branch already exists"):
+        sessions.fork(services, sid, 1, new_session_id="branch")
+
+    assert sorted(store_of(services).list("sessions/branch/")) == [
+        "sessions/branch/turns/0001/request.json"
+    ]
+    assert services.repo.request("branch", 1) == under_way
 
 
 @pytest.mark.parametrize(
