@@ -14,6 +14,7 @@ from PIL import Image
 from skimage import data as samples
 
 from producer import sessions as producer_sessions
+from shared.blobcache import BlobCache
 from shared.errors import PermanentError, RateLimited, ServerError, StorageUnavailable
 from shared.keys import turn_key
 from shared.status import build_status
@@ -22,7 +23,7 @@ from shared.waves import WaveLine
 from tests.worker.conftest import World, answer, jpeg, make_world
 from worker import measuring
 from worker.effects import TurnEffects
-from worker.quality import decode_reduced, image_features, turn_metrics
+from worker.quality import Pixels, decode_reduced, image_features, turn_metrics
 from worker.results import (
     DECODED_SUFFIX,
     FEATURES_SUFFIX,
@@ -120,12 +121,16 @@ def test_a_blobs_quality_pixels_are_decoded_once_per_machine(tmp_path: Path) -> 
     assert np.array_equal(first, again) and np.array_equal(first, decode_reduced(data))
 
 
-def test_reading_cached_pixels_or_features_marks_them_used_for_eviction(tmp_path: Path) -> None:
-    world = make_world(tmp_path, [])
-    blobs = world.services.blobs
+def _one_cached_blob(tmp_path: Path) -> tuple[BlobCache, str, Pixels]:
+    """A fresh world's blob cache holding one 640x360 JPEG; its sha and its (now cached) pixels."""
+    blobs = make_world(tmp_path, []).services.blobs
     data = jpeg((200, 100, 50), size=(640, 360))
     sha = blobs.put(data)
-    pixels = decoded(blobs, sha, data)
+    return blobs, sha, decoded(blobs, sha, data)
+
+
+def test_reading_cached_pixels_or_features_marks_them_used_for_eviction(tmp_path: Path) -> None:
+    blobs, sha, pixels = _one_cached_blob(tmp_path)
     features_of(blobs, sha, pixels)
     files = [blobs.directory / f"{sha}{suffix}" for suffix in (DECODED_SUFFIX, FEATURES_SUFFIX)]
     for path in files:
@@ -227,11 +232,7 @@ def test_the_numbers_are_kept_before_the_turn_is_handed_back_or_ended(
 
 
 def test_an_empty_or_foreign_cached_file_is_recomputed_not_fatal(tmp_path: Path) -> None:
-    world = make_world(tmp_path, [])
-    blobs = world.services.blobs
-    data = jpeg((200, 100, 50), size=(640, 360))
-    sha = blobs.put(data)
-    fresh = decoded(blobs, sha, data)
+    blobs, sha, fresh = _one_cached_blob(tmp_path)
     for suffix in (DECODED_SUFFIX, FEATURES_SUFFIX):
         (blobs.directory / f"{sha}{suffix}").write_bytes(b"")  # a crash after the rename
 
