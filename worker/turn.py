@@ -307,7 +307,9 @@ class TurnRunner:
         # Reported before anything can fail or kill us: the commit is what happened.
         self.obs.finish(Outcome.COMMITTED if won else Outcome.DUPLICATE, self.services.repo)
         failpoint(self.services.settings, "after_commit")
-        self.after_commit(sid, index, winner, tier=snap.record.tier)
+        self.after_commit(
+            sid, index, winner, tier=snap.record.tier, next_listed=snap.later_requested
+        )
         return Outcome.COMMITTED if won else Outcome.DUPLICATE
 
     def after_commit(
@@ -318,9 +320,13 @@ class TurnRunner:
         *,
         redelivered: bool = False,
         tier: Tier | None = None,
+        next_listed: bool = False,
     ) -> None:
-        """Step 8 (also for redeliveries, in case the first delivery died right after commit)."""
-        has_next = self.chain_next(sid, index, only_if_lost=redelivered, tier=tier)
+        """Step 8 (also for redeliveries, in case the first delivery died right after commit).
+        `next_listed`: this attempt's listing showed a later turn's request."""
+        has_next = self.chain_next(
+            sid, index, only_if_lost=redelivered, tier=tier, next_listed=next_listed
+        )
         if not has_next and not redelivered:
             TurnObservation.session_completed()
         result = result or self.services.repo.result(sid, index)
@@ -338,16 +344,25 @@ class TurnRunner:
             effects.emit(make_event(EventKind.SESSION_COMPLETED, sid, now, turn=index))
 
     def chain_next(
-        self, sid: str, index: int, *, only_if_lost: bool = False, tier: Tier | None = None
+        self,
+        sid: str,
+        index: int,
+        *,
+        only_if_lost: bool = False,
+        tier: Tier | None = None,
+        next_listed: bool = False,
     ) -> bool:
         """Enqueue turn n+1 on the session's tier if requested; True when it exists (the
         appender checks too).
 
+        `next_listed`: the turn's listing already showed a later request, so n+1's exists
+        (requests are numbered without gaps and never removed from a stored session) and is
+        not read again; else it is looked up, as an append may have come in during the call.
         A redelivery chains only when n+1 has no live entry and no result, so duplicates of
         turn n do not multiply into duplicates of every later turn.
         """
         repo = self.services.repo
-        if repo.request(sid, index + 1) is None:
+        if not next_listed and repo.request(sid, index + 1) is None:
             return False
         if only_if_lost and (
             index + 1 in self.services.coord.live(sid) or repo.is_committed(sid, index + 1)

@@ -1,5 +1,6 @@
-"""S3 round trips of a turn at steady state: one listing of the session, the two writes of the
-commit, one read for the chain; objects seen before come from the machine's cache."""
+"""S3 round trips of a turn at steady state: one listing of the session, the read of its own
+request, the two writes of the commit (the chain reads nothing when the listing showed turn
+n+1's request); objects seen before come from the machine's cache."""
 
 from __future__ import annotations
 
@@ -60,4 +61,4 @@ def test_a_turn_after_one_this_machine_ran_costs_four_requests(tmp_path: Path) -
     assert runner.run(sid, 2, 1) is Outcome.COMMITTED
 
     assert store.counts == Counter({"LIST": 1, "PUT": 2, "GET request.json": 1}), store.counts
-    assert first == 6  # LIST, GET session.json, GET request 1, PUT blob, PUT result, GET request 2
+    assert first == 5  # LIST, GET session.json, GET request 1, PUT blob, PUT result

@@ -13,7 +13,8 @@ import pytest
 from shared.errors import AuthError, Blocked, NoImage, RateLimited, ServerError
 from shared.models import TurnState
 from shared.session_spec import HistoryPolicy
-from tests.worker.conftest import KEY, answer, jpeg, make_world
+from shared.turn_records import TurnRequest
+from tests.worker.conftest import KEY, NOW, answer, jpeg, make_world
 from worker.turn import Outcome, TurnRunner
 
 
@@ -32,6 +33,23 @@ def test_first_turn_commits_and_chains_the_requested_next_turn(tmp_path: Path) -
     assert result is not None and result.attempt == 1 and result.cost_usd > 0
     assert result.image.mime_type == "image/jpeg"  # sniffed, although the API said image/png
     assert result.parts[1].returned_mime_type == "image/png"
+    assert world.enqueuer.calls == [(sid, 2, 1, 0)]
+
+
+def test_a_turn_appended_while_the_call_ran_is_chained_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world = make_world(tmp_path, [answer(jpeg())])
+    sid = world.session(["a room"])  # the listing shows no turn 2
+    scripted = world.gemini.generate
+
+    def generate(*args: object, **kwargs: object) -> object:
+        world.repo.add_request(sid, TurnRequest(index=2, prompt="sage walls", created_at=NOW))
+        return scripted(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(world.gemini, "generate", generate)
+
+    assert runner(world).run(sid, 1, attempt=1) is Outcome.COMMITTED
     assert world.enqueuer.calls == [(sid, 2, 1, 0)]
 
 
