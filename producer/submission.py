@@ -23,7 +23,7 @@ from producer.checks import (
 from producer.guards import refuse_if_cancelled
 from producer.limits import Limits
 from producer.manifest import create_manifest
-from producer.parallel import parallel_map
+from producer.parallel import STORE_THREADS, parallel_map
 from producer.session_ids import generate_session_id, require_free, taken
 from producer.specs import LoadedSpec
 from producer.tiers import check_tiers
@@ -40,15 +40,15 @@ from shared.session_records import SessionRecord
 from shared.session_spec import SessionSpec, TurnSpec
 from shared.turn_records import BlobRef, TurnRequest
 
-# Sessions written at once, each writing its turns 2..n LATER_TURNS_AT_ONCE at a time: at most
-# 32 requests in flight, the S3 client's pool. Few sessions at a time finish in order, and each
-# is queued as soon as it is whole: with 32 at once, a store on the workers' own cores (moto;
-# MinIO in docker-compose) finished them all together ~0.6 s in, and the batch's makespan was
-# 1.18 x the peer's against 1.11-1.14 x with 8 (bench/makespan.py, same sitting). The price, on a
-# store where each write waits ~20 ms (S3 across a network; measured with such a stub): a
-# 5-turn session is written in 4 round trips (0.09 s, was 0.14 s), but 400 of them take 4.2 s
-# instead of 1.9 s (1-turn sessions: 3.1 s, was 0.8 s). The first ones run meanwhile.
-SESSIONS_IN_FLIGHT = 8
+# A session writes turn 1, then its turns 2..n LATER_TURNS_AT_ONCE at a time, its open marker
+# and session.json; as many sessions are written at once as keep STORE_THREADS requests in flight
+# (the S3 client's pool): 8 for sessions of 5+ turns, 32 for 1-2 turns (`sessions_in_flight`).
+# Few sessions at a time finish in order, and each is queued as soon as it is whole: with 32
+# 4-turn sessions at once, a store on the workers' own cores (moto; MinIO in docker-compose)
+# finished them all together ~0.6 s in, and the batch's makespan was 1.18 x the peer's against
+# 1.11-1.14 x with 8 (bench/makespan.py, same sitting). The price, on a store where each write
+# waits ~20 ms (S3 across a network; measured with such a stub): a 5-turn session is written in
+# 4 round trips (0.09 s, was 0.14 s), but 400 of them take 4.2 s instead of 1.9 s.
 LATER_TURNS_AT_ONCE = 4
 
 
@@ -128,7 +128,7 @@ def submit_many(
     parallel_map(
         write_and_start,
         list(zip(items, sids, tiers, strict=True)),
-        threads=SESSIONS_IN_FLIGHT,
+        threads=sessions_in_flight(items),
         desc="writing" if show_progress else None,
     )
     if len(unqueued) == 1:
@@ -140,6 +140,13 @@ def submit_many(
             "`editqueue reconcile` once the broker is reachable"
         )
     return sids
+
+
+def sessions_in_flight(items: Sequence[LoadedSpec]) -> int:
+    """How many sessions to write at once: as many as keep STORE_THREADS writes in flight when
+    each writes up to LATER_TURNS_AT_ONCE of its later turns at a time."""
+    widest = max((min(len(item.spec.turns) - 1, LATER_TURNS_AT_ONCE) for item in items), default=1)
+    return STORE_THREADS // max(widest, 1)
 
 
 def _new_session_ids(

@@ -302,3 +302,16 @@ def test_a_batch_of_long_sessions_keeps_its_writes_within_the_clients_pool(
     submission.submit_many(busy, [LoadedSpec(long, tmp_path, f"s{n}") for n in range(10)])
 
     assert 8 < store.peak <= MAX_POOL_CONNECTIONS
+
+
+def test_short_sessions_are_written_more_at_a_time_within_the_same_pool(
+    services: Services, tmp_path: Path
+) -> None:
+    store = PeakStore()
+    busy = dataclasses.replace(services, repo=type(services.repo)(store))
+    short = [LoadedSpec(spec_of("one edit"), tmp_path, f"s{n}") for n in range(64)]
+
+    submission.submit_many(busy, short)
+
+    assert submission.sessions_in_flight(short) == MAX_POOL_CONNECTIONS
+    assert 16 < store.peak <= MAX_POOL_CONNECTIONS
