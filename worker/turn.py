@@ -169,7 +169,9 @@ class TurnRunner:
         with tracing.span("load history", editqueue__turn=index):
             turn.snap = snap = self.services.repo.snapshot(sid, through=index)
         if index in snap.results:  # 1. done already (a redelivery)
-            self.after_commit(sid, index, snap.results[index], redelivered=True)
+            self.after_commit(
+                sid, index, snap.results[index], redelivered=True, next_listed=snap.later_requested
+            )
             return Outcome.ALREADY_DONE
         if snap.cancelled:  # 2. cancelled before it started
             self.services.coord.clear_live(sid, index)

@@ -54,7 +54,13 @@ def commit_line(
     runner = TurnRunner(services, owner=line.key, lane=LANE_BATCH)
     request = snap.requests.get(line.index)
     if line.index in snap.results:  # committed before (a re-read wave): make sure it chained
-        runner.after_commit(line.session_id, line.index, snap.results[line.index], redelivered=True)
+        runner.after_commit(
+            line.session_id,
+            line.index,
+            snap.results[line.index],
+            redelivered=True,
+            next_listed=snap.later_requested,
+        )
         return "already_done"
     if request is None or request.revision != line.revision:
         return "skipped"  # reworded by a retry since: the new revision runs on its own
